@@ -1,0 +1,56 @@
+"""Refuse DOCTYPE declarations before the parser ever sees them.
+
+A DOCTYPE can declare entities that expand without bound (the "billion
+laughs"). N-sight never sends one, so any document that declares one is
+refused, and an HTML page (``<!DOCTYPE html>``, from a firewall or proxy) is
+named as such. The guard reads only the prolog: the bytes before the root
+element's start tag.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ._errors import ForbiddenXmlError, HtmlPageError
+
+_PROLOG_TOKEN = re.compile(
+    rb"<!--.*?-->|<\?.*?\?>"
+    rb"|<!(?P<doctype>[Dd][Oo][Cc][Tt][Yy][Pp][Ee])\s+(?P<name>[^\s>\[]*)(?=[\s>\[])"
+    rb"|<(?P<root>[A-Za-z_:])",
+    re.DOTALL,
+)
+_MAX_PROLOG = 64 * 1024
+
+
+class PrologGuard:
+    """Watch the prolog for a DOCTYPE; ``done`` once the root element has started."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.done = False
+        self.head = b""
+
+    def feed(self, data: bytes, *, final: bool = False) -> None:
+        """Read more of the prolog; raise if it declares a DOCTYPE."""
+        self.head += data
+        for token in _PROLOG_TOKEN.finditer(self.head):
+            if token.group("root"):
+                self.done = True
+                return
+            if token.group("doctype"):
+                self._refuse(token.group("name").decode("latin-1", "replace"))
+        if len(self.head) > _MAX_PROLOG:
+            self.done = True  # no root yet: expat will reject whatever this is
+
+    def _refuse(self, name: str) -> None:
+        if name.lower() == "html":
+            raise HtmlPageError(
+                f"{self.service}: the server answered an HTML page, not XML "
+                "(a firewall, proxy or maintenance page)",
+                service=self.service,
+            )
+        raise ForbiddenXmlError(
+            f"{self.service}: the document declares <!DOCTYPE {name}>, which is refused "
+            "(its entity declarations could expand without bound)",
+            service=self.service,
+        )

@@ -1,0 +1,46 @@
+"""Turn ElementTree elements into plain fields for the record builders."""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.etree.ElementTree import Element
+
+
+class Repeated(list[Any]):
+    """A list made by the parser from repeated child elements."""
+
+
+def record_fields(element: Element) -> dict[str, Any]:
+    """Return a record's children as ``{tag: stripped text or nested dict}``."""
+    # Fast path: every child is a leaf and no tag repeats (a MOB session, a client).
+    if not sum(map(len, element)):
+        fields = {child.tag: (child.text or "").strip() for child in element}
+        if len(fields) == len(element):
+            return fields
+    value = element_value(element)
+    return value if isinstance(value, dict) else {}
+
+
+def element_value(element: Element) -> Any:
+    """Return a leaf's stripped text, or a dict of an element's children."""
+    if len(element) == 0:
+        return (element.text or "").strip()
+    out: dict[str, Any] = {}
+    for child in element:
+        value = element_value(child)
+        if child.tag not in out:
+            out[child.tag] = value
+        elif isinstance(out[child.tag], Repeated):
+            out[child.tag].append(value)
+        else:
+            out[child.tag] = Repeated((out[child.tag], value))
+    return out
+
+
+def as_list(value: object) -> list[Any]:
+    """Return a collected child as a list, whether it appeared once or many times."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
