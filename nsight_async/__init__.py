@@ -4,6 +4,8 @@ The public API is the list in ``__all__``; everything in ``_private`` modules
 may change without notice.
 """
 
+from ._client import NsightClient
+from ._config import REGIONS, Limits, RetryPolicy
 from ._errors import (
     ActionFailedError,
     ApiError,
@@ -41,6 +43,7 @@ from ._version import __version__
 from ._vocab import DeviceKind, PatchStatus, Plugin, SessionStatus, SessionType
 
 __all__ = [
+    "REGIONS",
     "ActionFailedError",
     "ApiError",
     "AuthenticationError",
@@ -56,8 +59,10 @@ __all__ = [
     "HttpStatusError",
     "InvalidArgumentError",
     "InvalidParameterError",
+    "Limits",
     "MissingParameterError",
     "MobSession",
+    "NsightClient",
     "NsightError",
     "ParseError",
     "Patch",
@@ -66,6 +71,7 @@ __all__ = [
     "Plugin",
     "RateLimitedError",
     "ResponseError",
+    "RetryPolicy",
     "ServiceDescription",
     "ServiceParameter",
     "SessionStatus",

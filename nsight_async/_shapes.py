@@ -67,17 +67,22 @@ TYPED_SERVICES = frozenset(
 
 
 def parser_for(
-    service: str, params: Mapping[str, str] | None = None, *, describe: bool = False
+    service: str,
+    params: Mapping[str, str] | None = None,
+    *,
+    describe: bool = False,
+    generic: bool = False,
 ) -> StreamParser[Any]:
     """Return a new parser for one response of ``service`` called with ``params``.
 
     ``describe=True`` parses a ``describe=true`` document into a
     :class:`ServiceDescription`; a service without a typed shape gets the
-    generic dict view (one ``dict`` at close, xmltodict-style).
+    generic dict view (one ``dict`` at close, xmltodict-style), as does any
+    service when ``generic=True``.
     """
     if describe:
         shape = DESCRIBE
-    elif service in TYPED_SERVICES:
+    elif service in TYPED_SERVICES and not generic:
         shape = list_shape(service, params or {})
     else:
         shape = generic_shape()

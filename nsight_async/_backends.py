@@ -1,0 +1,239 @@
+"""HTTP backends: aiohttp (the default) and any ``httpx.AsyncClient`` the caller passes.
+
+Each backend sends one GET and returns a :class:`RawResponse`, translating its
+library's exceptions into :class:`~._errors.TransportError` with
+``certainly_not_sent`` set only when the request cannot have left this
+machine (the connection was never made).
+
+Why aiohttp by default: measured here (``benchmarks/transport/NOTES.md``),
+httpx's default pool spent 28–74× aiohttp's CPU per request at 50 in flight
+(quadratic bookkeeping in httpcore's pool), and even over an aiohttp
+transport httpx's own per-request layer costs about as much as a whole
+aiohttp request. Callers who need httpx (mocks, custom transports, the
+simulator's in-process transport) pass an ``httpx.AsyncClient``.
+
+Write safety: aiohttp silently resends an idempotent request (a GET) once
+when the connection drops after sending (``client.py``, the
+``retry_persistent_connection`` loop), kept-alive or not. A write must never
+be sent twice, so writes carry a per-request middleware that turns such a
+drop into an error aiohttp does not retry. httpcore never resends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Protocol
+from urllib.parse import urlencode
+
+import aiohttp
+import httpx
+from yarl import URL
+
+from ._errors import ConfigurationError, ParseError, TransportError
+from ._redact import redact, scrub_exception
+
+
+class RawResponse(Protocol):
+    """A response whose body has not been read yet."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    def chunks(self) -> AsyncGenerator[bytes]:
+        """Yield the body's bytes as they arrive."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class Backend(Protocol):
+    """Sends one GET request."""
+
+    async def send(self, url: str, query: Mapping[str, str], *, write: bool) -> RawResponse:
+        """Send ``GET url?query``; raise :class:`TransportError` if no response came."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close what the backend owns."""
+        ...
+
+
+def _error(
+    service: str, exc: BaseException, *, sent: bool, timeout: bool = False
+) -> TransportError:
+    kind = type(exc).__name__
+    if timeout:
+        what = "timed out waiting for the server" if sent else "timed out connecting"
+    else:
+        what = "lost the connection" if sent else "could not connect"
+    scrub_exception(exc)
+    detail = redact(str(exc)) or kind
+    return TransportError(
+        f"{service}: {what} ({kind}: {detail})", service=service, certainly_not_sent=not sent
+    )
+
+
+# -- aiohttp -------------------------------------------------------------------
+
+
+class _MaybeSentError(aiohttp.ClientConnectionError):
+    """The connection broke after the request may have been sent (not retried by aiohttp)."""
+
+
+async def _no_resend(
+    request: aiohttp.ClientRequest,
+    handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
+) -> aiohttp.ClientResponse:
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # never connected: nothing was sent, and aiohttp does not resend these
+    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
+        raise _MaybeSentError(f"{type(exc).__name__}: {exc}") from exc
+
+
+class _AiohttpResponse:
+    def __init__(self, response: aiohttp.ClientResponse, service: str) -> None:
+        self._response = response
+        self._service = service
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def chunks(self) -> AsyncGenerator[bytes]:
+        content = self._response.content
+        try:
+            while chunk := await content.readany():
+                yield chunk
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _error(self._service, exc, sent=True) from exc
+        except TimeoutError as exc:
+            raise _error(self._service, exc, sent=True, timeout=True) from exc
+
+    async def close(self) -> None:
+        self._response.release()
+
+
+class AiohttpBackend:
+    """The default backend: one aiohttp session with a pool sized to the client's limits."""
+
+    def __init__(
+        self, *, max_connections: int, timeout: float, connect_timeout: float, user_agent: str
+    ) -> None:
+        self._max = max_connections
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=timeout
+        )
+        self._headers = {"User-Agent": user_agent}
+        self._session: aiohttp.ClientSession | None = None
+        self._write_middlewares = (_no_resend,)
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._max, keepalive_timeout=30.0)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers=self._headers,
+            timeout=self._timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+        return self._session
+
+    async def send(self, url: str, query: Mapping[str, str], *, write: bool) -> RawResponse:
+        service = query.get("service", "?")
+        session = self._session if self._session is not None else self._open_session()
+        target = URL(f"{url}?{urlencode(query)}", encoded=True)
+        try:
+            if write:
+                response = await session.get(
+                    target, allow_redirects=False, middlewares=self._write_middlewares
+                )
+            else:
+                response = await session.get(target, allow_redirects=False)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise _error(service, exc, sent=False, timeout=True) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise _error(service, exc, sent=False) from exc
+        except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
+            # sock_read timeout (sent), or waiting for a pool slot (asyncio.TimeoutError: not sent)
+            sent = isinstance(exc, aiohttp.ServerTimeoutError)
+            raise _error(service, exc, sent=sent, timeout=True) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _error(service, exc, sent=True) from exc
+        return _AiohttpResponse(response, service)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+# -- httpx ---------------------------------------------------------------------
+
+
+class _HttpxResponse:
+    def __init__(self, response: httpx.Response, service: str) -> None:
+        self._response = response
+        self._service = service
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+
+    async def chunks(self) -> AsyncGenerator[bytes]:
+        try:
+            async for chunk in self._response.aiter_bytes():
+                yield chunk
+        except httpx.DecodingError as exc:
+            scrub_exception(exc)
+            raise ParseError(
+                f"{self._service}: the body could not be decoded ({type(exc).__name__})",
+                service=self._service,
+            ) from exc
+        except httpx.HTTPError as exc:
+            timeout = isinstance(exc, httpx.TimeoutException)
+            raise _error(self._service, exc, sent=True, timeout=timeout) from exc
+
+    async def close(self) -> None:
+        await self._response.aclose()
+
+
+class HttpxBackend:
+    """Sends through an ``httpx.AsyncClient`` (the caller's, or one for writes)."""
+
+    def __init__(self, client: httpx.AsyncClient, *, user_agent: str, owned: bool) -> None:
+        self._client = client
+        self._headers = {"User-Agent": user_agent}
+        self._owned = owned
+
+    async def send(self, url: str, query: Mapping[str, str], *, write: bool) -> RawResponse:
+        service = query.get("service", "?")
+        try:
+            request = self._client.build_request("GET", url, params=query, headers=self._headers)
+            response = await self._client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise _error(service, exc, sent=False, timeout="Timeout" in type(exc).__name__) from exc
+        except httpx.HTTPError as exc:
+            timeout = isinstance(exc, httpx.TimeoutException)
+            raise _error(service, exc, sent=True, timeout=timeout) from exc
+        return _HttpxResponse(response, service)
+
+    def check_write_safe(self) -> None:
+        """Refuse transports known to resend a GET or to misreport a dropped write."""
+        transport = getattr(self._client, "_transport", None)
+        module = type(transport).__module__ if transport is not None else ""
+        if module.startswith("httpx_aiohttp"):
+            raise ConfigurationError(
+                "this httpx client uses httpx_aiohttp, which lets aiohttp resend a GET and "
+                "reports a dropped request as a connect timeout: writes through it could be "
+                "sent twice. Pass a write_client on httpx's default transport."
+            )
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._client.aclose()
+
+
+async def _cancel_safe_close(response: RawResponse) -> None:
+    """Close a response even while the surrounding task is being cancelled."""
+    await asyncio.shield(response.close())

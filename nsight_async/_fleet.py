@@ -1,0 +1,302 @@
+"""``Fleet``: walk clients → sites → devices and run per-device work, pipelined.
+
+Enumeration spends the fewest calls the API allows: one ``list_clients`` and
+one ``list_devices_at_client`` per client and device type. Per-device work
+starts as soon as the first device streams in, runs in a fixed pool of
+workers fed through bounded queues (no task per device, no list of results),
+and each device yields exactly one :class:`Outcome`: a value, an error, or
+skipped with its reason. A client whose enumeration failed yields a
+:class:`ClientFailure`. The crawler never builds a URL or touches XML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from typing import Any, Generic, Literal, TypeVar
+
+import attrs
+
+from ._client import NsightClient
+from ._errors import NsightError
+from ._models import Client, DeviceAtClient
+from ._vocab import DeviceKind
+
+R = TypeVar("R")
+
+#: Why a device is not worked on: returns a reason, or ``None`` to do the work.
+Skip = Callable[[DeviceAtClient], str | None]
+Work = Callable[[DeviceAtClient], Awaitable[R]]
+
+
+@attrs.frozen(kw_only=True)
+class Outcome(Generic[R]):
+    """What happened to one device: ``ok`` (with ``value``), ``error`` or ``skipped``."""
+
+    device: DeviceAtClient
+    status: Literal["ok", "error", "skipped"]
+    value: R | None = None
+    error: NsightError | None = None
+    reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ClientFailure:
+    """A client whose devices could not be listed (its devices are unknown)."""
+
+    client: Client
+    device_type: DeviceKind
+    error: NsightError
+
+
+@attrs.frozen(kw_only=True)
+class Progress:
+    """A snapshot for progress bars: counts so far and calls still needed (estimated)."""
+
+    clients_total: int
+    clients_listed: int
+    devices_known: int
+    devices_done: int
+    devices_failed: int
+    devices_skipped: int
+    calls_spent: int
+    calls_needed: int
+
+
+@attrs.frozen(kw_only=True)
+class Filters:
+    """Narrow the walk before calls are spent: ids or names (``fnmatch`` patterns)."""
+
+    clients: Collection[int | str] = ()
+    sites: Collection[int | str] = ()
+    devices: Collection[int | str] = ()
+    device_types: Collection[DeviceKind] = (DeviceKind.SERVER, DeviceKind.WORKSTATION)
+
+    def client_ok(self, client: Client) -> bool:
+        """Whether the client passes the client filter."""
+        return _matches(self.clients, client.client_id, client.name)
+
+    def device_ok(self, device: DeviceAtClient) -> bool:
+        """Whether the device passes the site and device filters."""
+        return _matches(self.sites, device.site_id, device.site_name) and _matches(
+            self.devices, device.device_id, device.name
+        )
+
+
+def _matches(wanted: Collection[int | str], ident: int, name: str | None) -> bool:
+    if not wanted:
+        return True
+    for item in wanted:
+        if isinstance(item, int) or (isinstance(item, str) and item.isdigit()):
+            if int(item) == ident:
+                return True
+        elif name is not None and fnmatch.fnmatchcase(name.lower(), str(item).lower()):
+            return True
+    return False
+
+
+_DONE: Any = object()
+
+
+class Fleet:
+    """Walks one client's fleet with the calls of an :class:`NsightClient`.
+
+    Args:
+        client: the client whose limits govern every call.
+        filters: which clients, sites, devices and device types to walk.
+        workers: per-device calls in flight (default: the client's ``max_at_once``).
+        on_progress: called with a :class:`Progress` after every change.
+        cached_devices: devices already listed for a client (a resumed run's
+            store), returned instead of spending calls; ``None`` when unknown.
+    """
+
+    def __init__(
+        self,
+        client: NsightClient,
+        *,
+        filters: Filters | None = None,
+        workers: int | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        cached_devices: Callable[[int, DeviceKind], Iterable[DeviceAtClient] | None] | None = None,
+        on_devices_listed: Callable[[int, DeviceKind, list[DeviceAtClient]], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.filters = filters or Filters()
+        self.workers = workers or client.limits.max_at_once
+        self._on_progress = on_progress
+        self._cached = cached_devices
+        self._on_listed = on_devices_listed
+        self._calls_at_start = client.calls_started
+        self._clients_total = 0
+        self._clients_listed = 0
+        self._known = 0
+        self._done = 0
+        self._failed = 0
+        self._skipped = 0
+        self._work_pending = 0  # devices known that still need a call
+        self._clients_pending_calls = 0
+        self._unlisted_estimate = 0  # devices of clients not listed yet, from list_clients counts
+
+    # -- enumeration -------------------------------------------------------
+
+    async def clients(self) -> list[Client]:
+        """Return the clients that pass the filter (one ``list_clients`` call)."""
+        clients = [c async for c in self.client.list_clients() if self.filters.client_ok(c)]
+        self._clients_total = len(clients)
+        self._unlisted_estimate = sum(self._expected(c) for c in clients)
+        self._clients_pending_calls = len(clients) * len(tuple(self.filters.device_types))
+        self._emit()
+        return clients
+
+    async def devices(self) -> AsyncIterator[DeviceAtClient | ClientFailure]:
+        """Yield every device that passes the filters, client by client, as it streams in."""
+        for client in await self.clients():
+            for kind in self.filters.device_types:
+                async for item in self._devices_of(client, kind):
+                    yield item
+            self._clients_listed += 1
+            self._unlisted_estimate -= self._expected(client)
+            self._emit()
+
+    async def _devices_of(
+        self, client: Client, kind: DeviceKind
+    ) -> AsyncIterator[DeviceAtClient | ClientFailure]:
+        cached = self._cached(client.client_id, kind) if self._cached else None
+        self._clients_pending_calls -= 1
+        if cached is not None:
+            for device in cached:
+                if self.filters.device_ok(device):
+                    yield device
+            return
+        listed: list[DeviceAtClient] | None = [] if self._on_listed else None
+        try:
+            async for device in self.client.list_devices_at_client(client.client_id, kind):
+                if listed is not None:
+                    listed.append(device)
+                if self.filters.device_ok(device):
+                    yield device
+        except NsightError as exc:
+            yield ClientFailure(client=client, device_type=kind, error=exc)
+            return
+        if self._on_listed is not None and listed is not None:
+            self._on_listed(client.client_id, kind, listed)
+
+    # -- per-device work ---------------------------------------------------
+
+    async def map(
+        self,
+        work: Work[R],
+        *,
+        skip: Skip | None = None,
+        already_done: Callable[[int], bool] | None = None,
+    ) -> AsyncIterator[Outcome[R] | ClientFailure]:
+        """Run ``work`` on every device, yielding one outcome per device as it completes.
+
+        ``skip`` names devices that need no call (reported as skipped, with the
+        reason); ``already_done`` drops devices a resumed run recorded before.
+        Closing the iterator early cancels the workers: devices in flight are
+        then not reported, and a resumed run does them again.
+        """
+        todo: asyncio.Queue[DeviceAtClient] = asyncio.Queue(maxsize=self.workers * 2)
+        results: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.workers * 4)
+
+        async def produce() -> None:
+            try:
+                async for item in self.devices():
+                    if isinstance(item, ClientFailure):
+                        await results.put(item)
+                        continue
+                    if already_done is not None and already_done(item.device_id):
+                        continue
+                    self._known += 1
+                    reason = skip(item) if skip is not None else None
+                    if reason is not None:
+                        self._skipped += 1
+                        await results.put(Outcome(device=item, status="skipped", reason=reason))
+                        self._emit()
+                        continue
+                    self._work_pending += 1
+                    self._emit()
+                    await todo.put(item)
+            finally:
+                for _ in range(self.workers):
+                    await todo.put(_DONE)
+
+        async def work_on(device: DeviceAtClient) -> Outcome[R]:
+            try:
+                value = await work(device)
+            except NsightError as exc:
+                self._failed += 1
+                return Outcome(device=device, status="error", error=exc)
+            finally:
+                self._work_pending -= 1
+            self._done += 1
+            return Outcome(device=device, status="ok", value=value)
+
+        async def worker() -> None:
+            while (device := await todo.get()) is not _DONE:
+                outcome = await work_on(device)
+                await results.put(outcome)
+                self._emit()
+
+        async def run() -> None:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(produce())
+                    for _ in range(self.workers):
+                        group.create_task(worker())
+            finally:
+                await results.put(_DONE)
+
+        runner = asyncio.create_task(run())
+        try:
+            while (item := await results.get()) is not _DONE:
+                yield item
+            try:
+                await runner  # re-raise a crash of the producer (e.g. list_clients failed)
+            except ExceptionGroup as group:
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
+        finally:
+            if not runner.done():
+                runner.cancel()
+                # Closing early: whatever the workers were doing is abandoned on purpose.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await runner
+
+    # -- progress ------------------------------------------------------------
+
+    def _expected(self, client: Client) -> int:
+        counts = {
+            DeviceKind.SERVER: client.server_count,
+            DeviceKind.WORKSTATION: client.workstation_count,
+            DeviceKind.MOBILE_DEVICE: client.mobile_device_count,
+        }
+        return sum(counts.get(kind) or 0 for kind in self.filters.device_types)
+
+    def progress(self) -> Progress:
+        """Return the current :class:`Progress`."""
+        return Progress(
+            clients_total=self._clients_total,
+            clients_listed=self._clients_listed,
+            devices_known=self._known,
+            devices_done=self._done,
+            devices_failed=self._failed,
+            devices_skipped=self._skipped,
+            calls_spent=self.client.calls_started - self._calls_at_start,
+            calls_needed=self._calls_needed(),
+        )
+
+    def _calls_needed(self) -> int:
+        # Devices of clients not listed yet need work in the proportion seen so far.
+        seen = self._known
+        share = (seen - self._skipped) / seen if seen else 1.0
+        unlisted = max(0, self._unlisted_estimate) * share
+        return max(0, self._clients_pending_calls) + max(0, self._work_pending) + round(unlisted)
+
+    def _emit(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.progress())

@@ -1,0 +1,267 @@
+"""Render the data services of the simulated fleet as XML string pieces.
+
+Each function yields the pieces of one document (declaration included); the
+caller encodes them with `_xml.chunked`. Values are derived from the fleet's
+seed, so the same fleet renders the same bytes. Names are written as CDATA for
+some entities and entity-escaped for others, as live responses mix both.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from nsight_async.testing import _vocab
+from nsight_async.testing._fleet import DeviceInfo, DeviceKind, SimulatedFleet
+from nsight_async.testing._history import Patch, SessionRow
+from nsight_async.testing._xml import XML_DECL_LATIN1, element, open_result
+
+_FMT = "%Y-%m-%d %H:%M:%S"
+
+
+def _cdata_for(seed: str, entity: int) -> bool:
+    """Decide stably whether an entity's names are CDATA or escaped text."""
+    return random.Random(f"{seed}:cdata:{entity}").random() < 0.5
+
+
+def _date(now: datetime, rng: random.Random, max_days: int) -> str:
+    return (now - timedelta(days=rng.randint(30, max_days))).strftime("%Y-%m-%d")
+
+
+def list_clients(fleet: SimulatedFleet, head: str) -> Iterator[str]:
+    """Yield the ``list_clients`` document."""
+    yield head
+    if not fleet.clients:
+        yield "<items/></result>\n"
+        return
+    yield "<items>"
+    for client in fleet.clients:
+        rng = random.Random(f"{fleet.seed}:client:{client.client_id}")
+        servers = fleet.count_devices(client.client_id, DeviceKind.SERVER)
+        workstations = fleet.count_devices(client.client_id, DeviceKind.WORKSTATION)
+        mobiles = rng.choice((0, 0, 0, 1, 3))
+        username = "none" if rng.random() < 0.7 else f"dash_{client.client_id}"
+        yield "".join(
+            (
+                "<client>",
+                element("name", client.name, cdata=_cdata_for(fleet.seed, client.client_id)),
+                element("clientid", client.client_id),
+                element("view_dashboard", rng.randint(0, 1)),
+                element("view_wkstsn_assets", rng.randint(0, 1)),
+                element("dashboard_username", username),
+                element("timezone", rng.choice(_vocab.TIMEZONES)),
+                element("creation_date", _date(fleet.now, rng, 4000)),
+                element("server_count", servers),
+                element("workstation_count", workstations),
+                element("mobile_device_count", mobiles),
+                element("device_count", servers + workstations + mobiles),
+                "</client>",
+            )
+        )
+    yield "</items></result>\n"
+
+
+def list_sites(fleet: SimulatedFleet, head: str, client_id: int) -> Iterator[str]:
+    """Yield the ``list_sites`` document of one client."""
+    yield head
+    sites = fleet.sites_of(client_id)
+    if not sites:
+        yield "<items/></result>\n"
+        return
+    yield "<items>"
+    for site in sites:
+        rng = random.Random(f"{fleet.seed}:site:{site.site_id}")
+        primary = f"192.0.2.{rng.randint(1, 254)}" if rng.random() < 0.8 else ""
+        secondary = f"198.51.100.{rng.randint(1, 254)}" if rng.random() < 0.3 else ""
+        yield "".join(
+            (
+                "<site>",
+                element("siteid", site.site_id),
+                element("name", site.name, cdata=_cdata_for(fleet.seed, site.site_id)),
+                element("connection_ok", int(rng.random() < 0.9)),
+                element("creation_date", _date(fleet.now, rng, 3000)),
+                element("primary_router", primary),
+                element("secondary_router", secondary),
+                "</site>",
+            )
+        )
+    yield "</items></result>\n"
+
+
+def device_fields(fleet: SimulatedFleet, device: DeviceInfo) -> list[tuple[str, str]]:
+    """Return the ``list_servers``/``list_workstations`` fields of a device, in order."""
+    rng = random.Random(f"{fleet.seed}:details:{device.device_id}")
+    is_server = device.kind is DeviceKind.SERVER
+    maker, models = rng.choice(_vocab.MANUFACTURERS)
+    os_name, os_build = rng.choice(_vocab.SERVER_OS if is_server else _vocab.WORKSTATION_OS)
+    user = rng.choice(_vocab.USERS)
+    domain = rng.choice(_vocab.DOMAINS)
+    booted = fleet.now - timedelta(seconds=rng.randint(600, 90 * 86400))
+    scanned = fleet.now - timedelta(seconds=rng.randint(60, 14 * 86400))
+    macs = [":".join(f"{rng.randint(0, 255):02X}" for _ in range(6)) for _ in range(3)]
+    online = rng.random() < 0.85
+    fields = [
+        ("serverid" if is_server else "workstationid", str(device.device_id)),
+        ("guid", f"{rng.getrandbits(128):032x}"),
+        ("name", device.name),
+        ("description", rng.choice(("", "Reception PC", "Backup & file server", "<spare>"))),
+        ("install_date", _date(fleet.now, rng, 2500)),
+        ("last_boot_time", "Not Available" if rng.random() < 0.1 else str(int(booted.timestamp()))),
+        ("user", f"{device.name}\\{user}" + (" " if rng.random() < 0.3 else "") if user else ""),
+        ("domain", domain),
+        ("manufacturer", maker),
+        ("model", rng.choice(models)),
+        ("ip", f"10.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"),
+        ("external_ip", f"203.0.113.{rng.randint(1, 254)}"),
+        ("mac1", macs[0]),
+        ("mac2", macs[1] if rng.random() < 0.5 else ""),
+        ("mac3", macs[2] if rng.random() < 0.2 else ""),
+        ("os", os_name),
+        ("os_details", f"{os_name}, build {os_build}"),
+        ("agent_version", rng.choice(_vocab.AGENT_VERSIONS)),
+        ("agent_mode", rng.choice(_vocab.AGENT_MODES)),
+        ("online", str(int(online))),
+        ("active_247", str(int(online and rng.random() < 0.9))),
+        ("check_interval_247", rng.choice(("5", "10", "15", "60"))),
+        ("status_247", rng.choice(("1", "1", "1", "0", "2"))),
+        ("assetid", str(rng.randint(10_000, 9_999_999))),
+        ("device_serial", f"SN{rng.getrandbits(40):010X}" if rng.random() < 0.9 else ""),
+        ("total_memory", str(rng.choice((4, 8, 16, 32, 64, 128, 256)) * 2**30)),
+        ("last_scan_time", "0000-00-00 00:00:00" if rng.random() < 0.1 else scanned.strftime(_FMT)),
+    ]
+    if is_server:
+        fields += [("missed_247", str(rng.randint(0, 3))), ("email_overdue_alert", "1")]
+    for n in range(1, 4 if rng.random() < 0.25 else 1):
+        fields.append((f"custom_field_{n}", rng.choice(("Rack 4", "Büro 2", "", "Lease & co"))))
+    return fields
+
+
+def list_devices(fleet: SimulatedFleet, head: str, site_id: int, kind: DeviceKind) -> Iterator[str]:
+    """Yield the ``list_servers`` or ``list_workstations`` document of a site."""
+    yield head
+    devices = fleet.devices_of(site_id, kind)
+    if not devices:
+        yield "<items/></result>\n"
+        return
+    yield "<items>"
+    for device in devices:
+        cdata = _cdata_for(fleet.seed, device.device_id)
+        body = "".join(
+            element(tag, value, cdata=cdata and tag in ("name", "description", "user"))
+            for tag, value in device_fields(fleet, device)
+        )
+        yield f"<{kind.value}>{body}</{kind.value}>"
+    yield "</items></result>\n"
+
+
+def _tree_device(fleet: SimulatedFleet, device: DeviceInfo) -> str:
+    rng = random.Random(f"{fleet.seed}:tree:{device.device_id}")
+    tag = device.kind.value
+    checks = "".join(element(t, rng.randint(0, 30)) for t in ("dsc_247", "pass", "clear", "fail"))
+    flags = [element(t, rng.randint(0, 1)) for t in ("takecontrol",)]
+    flags += [element("patch", int(device.patch)), element("mav", rng.randint(0, 1))]
+    flags += [element("mob", int(device.mob))]
+    flags += [element(t, rng.randint(0, 1)) for t in ("systray", "mavbreck")]
+    flags += [element(t, rng.randint(0, 1)) for t in ("webprotection", "riskintelligence")]
+    return "".join(
+        (
+            f"<{tag}>",
+            element("id", device.device_id),
+            element("name", device.name, cdata=_cdata_for(fleet.seed, device.device_id)),
+            element("username", rng.choice(_vocab.USERS)),
+            element("description", rng.choice(("", "Front desk", "Server & NAS"))),
+            element("status", "online" if rng.random() < 0.85 else "offline"),
+            f"<checkcount>{checks}</checkcount>",
+            *flags,
+            f"</{tag}>",
+        )
+    )
+
+
+def list_devices_at_client(
+    fleet: SimulatedFleet, head: str, client_id: int, kind: DeviceKind | None
+) -> Iterator[str]:
+    """Yield the client → site → device tree; ``kind=None`` (mobile_device) gives ``<items/>``.
+
+    The client always appears; only sites holding a device of the kind are listed.
+    """
+    yield head
+    client = fleet.client(client_id)
+    if client is None or kind is None:
+        yield "<items/></result>\n"
+        return
+    yield "<items><client>" + element("id", client.client_id)
+    yield element("name", client.name, cdata=_cdata_for(fleet.seed, client.client_id))
+    for site in fleet.sites_of(client_id):
+        devices = fleet.devices_of(site.site_id, kind)
+        if not devices:
+            continue
+        yield "<site>" + element("id", site.site_id)
+        yield element("name", site.name, cdata=_cdata_for(fleet.seed, site.site_id))
+        for device in devices:
+            yield _tree_device(fleet, device)
+        yield "</site>"
+    yield "</client></items></result>\n"
+
+
+def _utc_text(epoch: int, days: dict[int, str]) -> str:
+    """Format epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC (dates cached: strftime is slow)."""
+    day, seconds = divmod(epoch, 86400)
+    date = days.get(day)
+    if date is None:
+        date = days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
+    hours, rest = divmod(seconds, 3600)
+    return f"{date} {hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def list_mob_sessions(head: str, rows: Iterable[SessionRow]) -> Iterator[str]:
+    """Yield the ``list_mob_sessions`` document: sessions directly under ``<result>``."""
+    yield head
+    days: dict[int, str] = {}
+    for r in rows:
+        yield (
+            f"<session><session_id>{r[0]}</session_id><type>{r[1]}</type>"
+            f"<storage_account_id>{r[2]}</storage_account_id><plugin>{r[3]}</plugin>"
+            f"<start>{_utc_text(r[4], days)}</start><end>{_utc_text(r[5], days)}</end>"
+            f"<selection_size>{r[6]}</selection_size>"
+            f"<selection_item_count>{r[7]}</selection_item_count>"
+            f"<size_change>{r[8]}</size_change><item_count_change>{r[9]}</item_count_change>"
+            f"<removed_item_count>{r[10]}</removed_item_count>"
+            f"<processed_size>{r[11]}</processed_size>"
+            f"<processed_item_count>{r[12]}</processed_item_count>"
+            f"<transferred_size>{r[13]}</transferred_size>"
+            f"<error_count>{r[14]}</error_count><status>{r[15]}</status></session>"
+        )
+    yield "</result>\n"
+
+
+def patch_list_all(patches: Iterable[Patch]) -> Iterator[str]:
+    """Yield the bare ISO-8859-1 ``<patches>`` document (no ``<result>``, camelCase fields)."""
+    yield XML_DECL_LATIN1 + "<patches>"
+    for p in patches:
+        yield "".join(
+            (
+                "<patch>",
+                element("patchid", p.patchid),
+                element("policy", p.policy),
+                element("policyLabel", p.policy_label, cdata=True),
+                element("patchicon", f"patch_{p.status_label.lower().replace(' ', '_')}.png"),
+                element("status", p.status),
+                element("selectpatch", p.selectpatch),
+                element("patchTitle", p.title, cdata=True),
+                element("product", p.product),
+                element("statusLabel", p.status_label, cdata=True),
+                element("severity", p.severity),
+                element("severityLabel", _vocab.SEVERITY_LABELS[p.severity], cdata=True),
+                element("installdate", p.installdate),
+                element("releaseDate", p.release_date),
+                "</patch>",
+            )
+        )
+    yield "</patches>\n"
+
+
+def result_head(created: str, host: str) -> str:
+    """Return the opening of an OK envelope."""
+    return open_result(created=created, host=host, status="OK")
