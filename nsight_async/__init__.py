@@ -4,6 +4,8 @@ The public API is the list in ``__all__``; everything in ``_private`` modules
 may change without notice.
 """
 
+from ._audit import AuditSummary, DeviceAudit, Health, SessionDigest
+from ._auditjob import AuditResult, AuditSettings, backup_audit
 from ._client import NsightClient
 from ._config import REGIONS, Limits, RetryPolicy
 from ._errors import (
@@ -25,6 +27,7 @@ from ._errors import (
     UnknownServiceError,
     WriteOutcomeUnknownError,
 )
+from ._fleet import ClientFailure, Filters, Fleet, Outcome, Progress
 from ._models import (
     CheckCounts,
     Client,
@@ -38,7 +41,10 @@ from ._models import (
     Site,
 )
 from ._parser import Envelope, StreamParser
+from ._patchjob import PatchOutcome, PatchPlan, PlanItem, PlannedPatch, plan_patch_retry
+from ._patchrun import execute_patch_plan
 from ._shapes import parser_for
+from ._store import OutcomeRow, RunStore
 from ._version import __version__
 from ._vocab import DeviceKind, PatchStatus, Plugin, SessionStatus, SessionType
 
@@ -46,15 +52,23 @@ __all__ = [
     "REGIONS",
     "ActionFailedError",
     "ApiError",
+    "AuditResult",
+    "AuditSettings",
+    "AuditSummary",
     "AuthenticationError",
     "CheckCounts",
     "Client",
+    "ClientFailure",
     "ConfigurationError",
     "Device",
     "DeviceAtClient",
+    "DeviceAudit",
     "DeviceKind",
     "Envelope",
+    "Filters",
+    "Fleet",
     "ForbiddenXmlError",
+    "Health",
     "HtmlPageError",
     "HttpStatusError",
     "InvalidArgumentError",
@@ -64,16 +78,25 @@ __all__ = [
     "MobSession",
     "NsightClient",
     "NsightError",
+    "Outcome",
+    "OutcomeRow",
     "ParseError",
     "Patch",
+    "PatchOutcome",
+    "PatchPlan",
     "PatchRetryResult",
     "PatchStatus",
+    "PlanItem",
+    "PlannedPatch",
     "Plugin",
+    "Progress",
     "RateLimitedError",
     "ResponseError",
     "RetryPolicy",
+    "RunStore",
     "ServiceDescription",
     "ServiceParameter",
+    "SessionDigest",
     "SessionStatus",
     "SessionType",
     "Site",
@@ -82,5 +105,8 @@ __all__ = [
     "UnknownServiceError",
     "WriteOutcomeUnknownError",
     "__version__",
+    "backup_audit",
+    "execute_patch_plan",
     "parser_for",
+    "plan_patch_retry",
 ]

@@ -20,6 +20,7 @@ from ._vocab import SessionStatus, SessionType
 
 DEFAULT_STALE_AFTER = timedelta(days=3)
 DEFAULT_WINDOW = timedelta(days=7)
+DAILY_DAYS = 30
 
 
 class Health(enum.StrEnum):
@@ -60,6 +61,8 @@ class DeviceAudit:
     window_failures: int = 0
     window_errors: int = 0
     window_transferred_bytes: int = 0
+    #: Backup sessions per day (UTC) over the last ``DAILY_DAYS`` days: ``{day: [ok, failed]}``.
+    daily: dict[str, list[int]] = attrs.field(factory=dict)
 
 
 @attrs.define
@@ -79,6 +82,7 @@ class SessionDigest:
     _window_failures: int = 0
     _window_errors: int = 0
     _window_bytes: int = 0
+    _daily: dict[str, list[int]] = attrs.field(factory=dict)
 
     def add(self, session: MobSession) -> None:
         """Take one session into account."""
@@ -95,6 +99,9 @@ class SessionDigest:
         latest = self._by_plugin_latest.get(plugin)
         if latest is None or latest[0] <= when:
             self._by_plugin_latest[plugin] = (when, ok)
+        if when >= self.now - timedelta(days=DAILY_DAYS):
+            day = self._daily.setdefault(when.date().isoformat(), [0, 0])
+            day[0 if ok else 1] += 1
         if when >= self.now - self.window:
             self._window_sessions += 1
             self._window_failures += not ok
@@ -144,6 +151,7 @@ class SessionDigest:
             window_failures=self._window_failures,
             window_errors=self._window_errors,
             window_transferred_bytes=self._window_bytes,
+            daily=dict(sorted(self._daily.items())),
         )
 
 

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any, Self
 
 import httpx
@@ -170,25 +170,25 @@ class NsightClient:
 
     # -- the services ------------------------------------------------------
 
-    def list_clients(self) -> AsyncIterator[Client]:
+    def list_clients(self) -> AsyncGenerator[Client]:
         """Yield every client of the partner."""
         return self._records("list_clients", {})
 
-    def list_sites(self, client_id: int) -> AsyncIterator[Site]:
+    def list_sites(self, client_id: int) -> AsyncGenerator[Site]:
         """Yield the sites of a client."""
         return self._records("list_sites", {"clientid": _id("client_id", client_id)})
 
-    def list_servers(self, site_id: int) -> AsyncIterator[Device]:
+    def list_servers(self, site_id: int) -> AsyncGenerator[Device]:
         """Yield the servers at a site."""
         return self._records("list_servers", {"siteid": _id("site_id", site_id)})
 
-    def list_workstations(self, site_id: int) -> AsyncIterator[Device]:
+    def list_workstations(self, site_id: int) -> AsyncGenerator[Device]:
         """Yield the workstations at a site."""
         return self._records("list_workstations", {"siteid": _id("site_id", site_id)})
 
     def list_devices_at_client(
         self, client_id: int, device_type: DeviceKind | str
-    ) -> AsyncIterator[DeviceAtClient]:
+    ) -> AsyncGenerator[DeviceAtClient]:
         """Yield every device of one type at a client, with its site: one call per type."""
         try:
             kind = DeviceKind(device_type)
@@ -200,11 +200,11 @@ class NsightClient:
         params = {"clientid": _id("client_id", client_id), "devicetype": kind.value}
         return self._records("list_devices_at_client", params)
 
-    def patch_list_all(self, device_id: int) -> AsyncIterator[Patch]:
+    def patch_list_all(self, device_id: int) -> AsyncGenerator[Patch]:
         """Yield every patch known on a device."""
         return self._records("patch_list_all", {"deviceid": _id("device_id", device_id)})
 
-    def list_mob_sessions(self, device_id: int) -> AsyncIterator[MobSession]:
+    def list_mob_sessions(self, device_id: int) -> AsyncGenerator[MobSession]:
         """Yield a device's Backup & Recovery sessions (its whole history)."""
         return self._records("list_mob_sessions", {"deviceid": _id("device_id", device_id)})
 
@@ -245,7 +245,7 @@ class NsightClient:
 
     # -- machinery ---------------------------------------------------------
 
-    def _records(self, service: str, params: Mapping[str, str]) -> AsyncIterator[Any]:
+    def _records(self, service: str, params: Mapping[str, str]) -> AsyncGenerator[Any]:
         return self._run(service, params)
 
     async def _run(
@@ -256,7 +256,7 @@ class NsightClient:
         write: bool = False,
         describe: bool = False,
         generic: bool = False,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any]:
         yielded = 0
         last: object = None
         attempt = 0

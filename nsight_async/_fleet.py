@@ -11,10 +11,9 @@ skipped with its reason. A client whose enumeration failed yields a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fnmatch
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Iterable
 from typing import Any, Generic, Literal, TypeVar
 
 import attrs
@@ -22,6 +21,7 @@ import attrs
 from ._client import NsightClient
 from ._errors import NsightError
 from ._models import Client, DeviceAtClient
+from ._pool import Passthrough, pool_map
 from ._vocab import DeviceKind
 
 R = TypeVar("R")
@@ -95,9 +95,6 @@ def _matches(wanted: Collection[int | str], ident: int, name: str | None) -> boo
         elif name is not None and fnmatch.fnmatchcase(name.lower(), str(item).lower()):
             return True
     return False
-
-
-_DONE: Any = object()
 
 
 class Fleet:
@@ -191,7 +188,7 @@ class Fleet:
         *,
         skip: Skip | None = None,
         already_done: Callable[[int], bool] | None = None,
-    ) -> AsyncIterator[Outcome[R] | ClientFailure]:
+    ) -> AsyncGenerator[Outcome[R] | ClientFailure]:
         """Run ``work`` on every device, yielding one outcome per device as it completes.
 
         ``skip`` names devices that need no call (reported as skipped, with the
@@ -199,30 +196,24 @@ class Fleet:
         Closing the iterator early cancels the workers: devices in flight are
         then not reported, and a resumed run does them again.
         """
-        todo: asyncio.Queue[DeviceAtClient] = asyncio.Queue(maxsize=self.workers * 2)
-        results: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.workers * 4)
 
-        async def produce() -> None:
-            try:
-                async for item in self.devices():
-                    if isinstance(item, ClientFailure):
-                        await results.put(item)
-                        continue
-                    if already_done is not None and already_done(item.device_id):
-                        continue
-                    self._known += 1
-                    reason = skip(item) if skip is not None else None
-                    if reason is not None:
-                        self._skipped += 1
-                        await results.put(Outcome(device=item, status="skipped", reason=reason))
-                        self._emit()
-                        continue
-                    self._work_pending += 1
+        async def source() -> AsyncIterator[Any]:
+            async for item in self.devices():
+                if isinstance(item, ClientFailure):
+                    yield Passthrough(item)
+                    continue
+                if already_done is not None and already_done(item.device_id):
+                    continue
+                self._known += 1
+                reason = skip(item) if skip is not None else None
+                if reason is not None:
+                    self._skipped += 1
                     self._emit()
-                    await todo.put(item)
-            finally:
-                for _ in range(self.workers):
-                    await todo.put(_DONE)
+                    yield Passthrough(Outcome(device=item, status="skipped", reason=reason))
+                    continue
+                self._work_pending += 1
+                self._emit()
+                yield item
 
         async def work_on(device: DeviceAtClient) -> Outcome[R]:
             try:
@@ -232,40 +223,13 @@ class Fleet:
                 return Outcome(device=device, status="error", error=exc)
             finally:
                 self._work_pending -= 1
+                self._emit()
             self._done += 1
             return Outcome(device=device, status="ok", value=value)
 
-        async def worker() -> None:
-            while (device := await todo.get()) is not _DONE:
-                outcome = await work_on(device)
-                await results.put(outcome)
-                self._emit()
-
-        async def run() -> None:
-            try:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(produce())
-                    for _ in range(self.workers):
-                        group.create_task(worker())
-            finally:
-                await results.put(_DONE)
-
-        runner = asyncio.create_task(run())
-        try:
-            while (item := await results.get()) is not _DONE:
-                yield item
-            try:
-                await runner  # re-raise a crash of the producer (e.g. list_clients failed)
-            except ExceptionGroup as group:
-                if len(group.exceptions) == 1:
-                    raise group.exceptions[0] from None
-                raise
-        finally:
-            if not runner.done():
-                runner.cancel()
-                # Closing early: whatever the workers were doing is abandoned on purpose.
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await runner
+        async with contextlib.aclosing(pool_map(source(), work_on, workers=self.workers)) as it:
+            async for result in it:
+                yield result
 
     # -- progress ------------------------------------------------------------
 

@@ -183,6 +183,11 @@ class RunStore:
             row["detail"] = json.loads(row["detail"]) if row["detail"] else None
             yield row
 
+    def forget_errors(self, run_id: str) -> None:
+        """Drop the error outcomes of a run, so a resumed run tries those devices again."""
+        self.flush()
+        self._db.execute("DELETE FROM outcomes WHERE run_id = ? AND status = 'error'", (run_id,))
+
     def record_client_failure(
         self,
         run_id: str,
