@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from .._version import __version__
 
@@ -30,6 +30,15 @@ def duration(text: str) -> timedelta:
     value, unit = float(m.group(1)), m.group(2) or "h"
     seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
     return timedelta(seconds=value * seconds)
+
+
+def timestamp(text: str) -> datetime:
+    """Parse an ISO 8601 time; no zone means UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _connection_options() -> argparse.ArgumentParser:
@@ -126,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--window", type=duration, default=timedelta(days=7), metavar="AGE",
         help="window for error counts and bytes transferred (default 7d)",
+    )  # fmt: skip
+    a.add_argument(
+        "--as-of", type=timestamp, metavar="TIME",
+        help="judge ages as of this time (ISO 8601, UTC if no zone; default now)",
     )  # fmt: skip
     a.add_argument(
         "--out", metavar="FILE", help="write results: .csv (one row per device), .jsonl or .sqlite"

@@ -70,7 +70,7 @@ async def backup_audit_command(
         resume_cmd += " --resume"
     session.resume_hint = f"progress is saved in {store_path}; resume with:\n  {resume_cmd}"
     settings = AuditSettings(
-        now=datetime.now(UTC), stale_after=args.stale_after, window=args.window
+        now=args.as_of or datetime.now(UTC), stale_after=args.stale_after, window=args.window
     )
     run_ids: list[str] = []
     with RunStore(store_path) as store:
