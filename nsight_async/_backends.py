@@ -30,7 +30,7 @@ import aiohttp
 import httpx
 from yarl import URL
 
-from ._errors import ConfigurationError, ParseError, TransportError
+from ._errors import ConfigurationError, NsightError, ParseError, TransportError
 from ._redact import redact, scrub_exception
 
 
@@ -104,13 +104,19 @@ class _AiohttpResponse:
 
     async def chunks(self) -> AsyncGenerator[bytes]:
         content = self._response.content
-        try:
-            while chunk := await content.readany():
+        while True:
+            try:
+                chunk = await content.readany()
+            except (aiohttp.ClientError, OSError) as exc:
+                error = _error(self._service, exc, sent=True)
+            except TimeoutError as exc:
+                error = _error(self._service, exc, sent=True, timeout=True)
+            else:
+                if not chunk:
+                    return
                 yield chunk
-        except (aiohttp.ClientError, OSError) as exc:
-            raise _error(self._service, exc, sent=True) from exc
-        except TimeoutError as exc:
-            raise _error(self._service, exc, sent=True, timeout=True) from exc
+                continue
+            raise error  # outside the except: no chained exception carries the URL
 
     async def close(self) -> None:
         self._response.release()
@@ -128,7 +134,7 @@ class AiohttpBackend:
         )
         self._headers = {"User-Agent": user_agent}
         self._session: aiohttp.ClientSession | None = None
-        self._write_middlewares = (_no_resend,)
+        self._no_resend = (_no_resend,)
 
     def _open_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(limit=self._max, keepalive_timeout=30.0)
@@ -146,23 +152,22 @@ class AiohttpBackend:
         session = self._session if self._session is not None else self._open_session()
         target = URL(f"{url}?{urlencode(query)}", encoded=True)
         try:
-            if write:
-                response = await session.get(
-                    target, allow_redirects=False, middlewares=self._write_middlewares
-                )
-            else:
-                response = await session.get(target, allow_redirects=False)
+            # Reads too go without aiohttp's silent resend: every request the server
+            # sees must have passed the governor, and the client retries by itself.
+            response = await session.get(target, allow_redirects=False, middlewares=self._no_resend)
         except aiohttp.ConnectionTimeoutError as exc:
-            raise _error(service, exc, sent=False, timeout=True) from exc
+            error = _error(service, exc, sent=False, timeout=True)
         except aiohttp.ClientConnectorError as exc:
-            raise _error(service, exc, sent=False) from exc
+            error = _error(service, exc, sent=False)
         except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
             # sock_read timeout (sent), or waiting for a pool slot (asyncio.TimeoutError: not sent)
             sent = isinstance(exc, aiohttp.ServerTimeoutError)
-            raise _error(service, exc, sent=sent, timeout=True) from exc
+            error = _error(service, exc, sent=sent, timeout=True)
         except (aiohttp.ClientError, OSError) as exc:
-            raise _error(service, exc, sent=True) from exc
-        return _AiohttpResponse(response, service)
+            error = _error(service, exc, sent=True)
+        else:
+            return _AiohttpResponse(response, service)
+        raise error  # outside the except: no chained exception carries the URL
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -181,18 +186,25 @@ class _HttpxResponse:
         self.headers: Mapping[str, str] = response.headers
 
     async def chunks(self) -> AsyncGenerator[bytes]:
-        try:
-            async for chunk in self._response.aiter_bytes():
+        stream = self._response.aiter_bytes()
+        while True:
+            error: NsightError
+            try:
+                chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except httpx.DecodingError as exc:
+                error = ParseError(
+                    f"{self._service}: the body could not be decoded ({type(exc).__name__})",
+                    service=self._service,
+                )
+            except httpx.HTTPError as exc:
+                timeout = isinstance(exc, httpx.TimeoutException)
+                error = _error(self._service, exc, sent=True, timeout=timeout)
+            else:
                 yield chunk
-        except httpx.DecodingError as exc:
-            scrub_exception(exc)
-            raise ParseError(
-                f"{self._service}: the body could not be decoded ({type(exc).__name__})",
-                service=self._service,
-            ) from exc
-        except httpx.HTTPError as exc:
-            timeout = isinstance(exc, httpx.TimeoutException)
-            raise _error(self._service, exc, sent=True, timeout=timeout) from exc
+                continue
+            raise error  # outside the except: httpx exceptions carry the URL with the key
 
     async def close(self) -> None:
         await self._response.aclose()
@@ -212,11 +224,12 @@ class HttpxBackend:
             request = self._client.build_request("GET", url, params=query, headers=self._headers)
             response = await self._client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _error(service, exc, sent=False, timeout="Timeout" in type(exc).__name__) from exc
+            error = _error(service, exc, sent=False, timeout="Timeout" in type(exc).__name__)
         except httpx.HTTPError as exc:
-            timeout = isinstance(exc, httpx.TimeoutException)
-            raise _error(service, exc, sent=True, timeout=timeout) from exc
-        return _HttpxResponse(response, service)
+            error = _error(service, exc, sent=True, timeout=isinstance(exc, httpx.TimeoutException))
+        else:
+            return _HttpxResponse(response, service)
+        raise error  # outside the except: httpx exceptions carry the URL with the key
 
     def check_write_safe(self) -> None:
         """Refuse transports known to resend a GET or to misreport a dropped write."""

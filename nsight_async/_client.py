@@ -302,7 +302,10 @@ class NsightClient:
                     rng=self._rng,
                 )
                 if slows_everyone(exc):
-                    self.governor.over_limit(exc.retry_after)
+                    pause = exc.retry_after
+                    if pause is not None:
+                        pause = min(pause, self.retry.max_retry_after)
+                    self.governor.over_limit(pause)
                 if not decision.retry:
                     final = self._final_error(exc, service, params, decision.outcome_unknown)
                     if final is exc:

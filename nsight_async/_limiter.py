@@ -30,6 +30,7 @@ Sleep = Callable[[float], Awaitable[None]]
 #: jitter between our send times and the server's arrival times.
 SAFETY_MARGIN = 0.02
 _MAX_PENALTY = 8.0
+_LOG_WAITS_FROM = 0.05  # seconds: shorter waits are scheduling noise, not worth a line
 _PENALTY_RECOVERY = 0.25
 
 
@@ -68,8 +69,8 @@ class Governor:
             self._next = slot + self.interval
             wait = slot - now
             if wait > 0:
-                if wait >= 1.0:
-                    logger.debug("rate limit: %s waits %.2f s for its turn", what, wait)
+                if wait >= _LOG_WAITS_FROM:
+                    logger.debug("rate limit: waiting %.2f s for the turn of %s", wait, what)
                 await self._sleep(wait)
         except BaseException:
             self._slots.release()

@@ -43,7 +43,7 @@ class Client:
     workstation_count: int | None = None
     mobile_device_count: int | None = None
     device_count: int | None = None
-    extra: Extra = attrs.field(factory=_no_extra, repr=False)
+    extra: Extra = attrs.field(factory=_no_extra, repr=False, hash=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -57,7 +57,7 @@ class Site:
     creation_date: date | None = None
     primary_router: str | None = None
     secondary_router: str | None = None
-    extra: Extra = attrs.field(factory=_no_extra, repr=False)
+    extra: Extra = attrs.field(factory=_no_extra, repr=False, hash=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -95,7 +95,7 @@ class Device:
     last_scan_time: datetime | None = None  # server-local, naive: the docs give no zone
     missed_247: int | None = None  # servers only
     email_overdue_alert: bool | None = None  # servers only
-    extra: Extra = attrs.field(factory=_no_extra, repr=False)
+    extra: Extra = attrs.field(factory=_no_extra, repr=False, hash=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -131,7 +131,7 @@ class DeviceAtClient:
     mavbreck: bool = False
     webprotection: bool = False
     riskintelligence: bool = False
-    extra: Extra = attrs.field(factory=_no_extra, repr=False)
+    extra: Extra = attrs.field(factory=_no_extra, repr=False, hash=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -149,7 +149,7 @@ class Patch:
     severity_label: str | None = None
     install_date: date | None = None
     release_date: date | None = None
-    extra: Extra = attrs.field(factory=_no_extra, repr=False)
+    extra: Extra = attrs.field(factory=_no_extra, repr=False, hash=False)
 
 
 @attrs.frozen(kw_only=True)
@@ -172,7 +172,7 @@ class MobSession:
     processed_item_count: int | None = None
     transferred_size: int | None = None
     error_count: int | None = None
-    extra: Extra = attrs.field(factory=_no_extra, repr=False)
+    extra: Extra = attrs.field(factory=_no_extra, repr=False, hash=False)
 
     @property
     def selection_gib(self) -> float | None:
@@ -233,5 +233,5 @@ class ServiceDescription:
     description: str | None = None
     parameters: tuple[ServiceParameter, ...] = ()
     example: str | None = None
-    field_descriptions: object = None
-    extra: Extra = attrs.field(factory=_no_extra, repr=False)
+    field_descriptions: object = attrs.field(default=None, hash=False)
+    extra: Extra = attrs.field(factory=_no_extra, repr=False, hash=False)

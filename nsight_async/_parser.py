@@ -142,6 +142,10 @@ class StreamParser(Generic[T]):
             if final:
                 self._finish()
         except NsightError as exc:
+            if exc.service is None:  # raised by a record builder, which knows no service
+                exc.service = self.service
+                exc.message = f"{self.service}: {exc.message}"
+                exc.args = (exc.message,)
             self._error = exc
         except _EtParseError as exc:
             self._error = self._syntax_error(exc, final=final)
@@ -160,17 +164,14 @@ class StreamParser(Generic[T]):
         return out
 
     def _drain(self, *, final: bool) -> None:
-        if self._root is None:
-            for event in self._pull.read_events():
-                element = event[-1]
-                if isinstance(element, Element):
-                    self._start_root(element)
-                break
-            if self._root is None:
-                return
-        else:
-            _drop_events(self._pull)
-        self._walk(self._root, (self._root.tag,), self._root_fields, [], final)
+        first, error = _take_events(self._pull)
+        if self._root is None and first is not None:
+            self._start_root(first)
+        if self._root is not None:
+            # Records completed before a syntax error still come out first.
+            self._walk(self._root, (self._root.tag,), self._root_fields, [], final)
+        if error is not None:
+            raise error
 
     def _walk(
         self,
@@ -263,7 +264,7 @@ class StreamParser(Generic[T]):
             )
 
     def _syntax_error(self, exc: _EtParseError, *, final: bool) -> ParseError:
-        if self.bytes_fed == 0:
+        if not self._guard.head.strip():
             return ParseError(f"{self.service}: the response body was empty", service=self.service)
         head = self._guard.head.lstrip()
         if self._root is None and not head.startswith(b"<"):
@@ -284,19 +285,37 @@ class StreamParser(Generic[T]):
         )
 
 
-def _drop_events(pull: XMLPullParser[Element]) -> None:
-    """Discard queued parse events: only the root's start event is ever read.
+def _take_events(pull: XMLPullParser[Element]) -> tuple[Element | None, Exception | None]:
+    """Empty the parse-event queue; return its first element and a queued syntax error.
 
-    The queue would otherwise keep every element alive. XMLPullParser keeps it
-    in ``_events_queue`` (a deque); clearing it is C-speed, where reading the
-    events one by one cost a Python loop turn per element.
+    Only the root's start event is ever needed, and the queue would otherwise
+    keep every element alive. XMLPullParser keeps it in ``_events_queue`` (a
+    deque): peeking at its ends and clearing it is C-speed, where reading the
+    events one by one cost a Python loop turn per element. ``feed`` queues a
+    syntax error as the last item instead of raising it.
     """
     queue = getattr(pull, "_events_queue", None)
-    if queue is not None:
-        queue.clear()
-    else:  # pragma: no cover - another Python's XMLPullParser
-        for _ in pull.read_events():
-            pass
+    if queue is None:  # pragma: no cover - another Python's XMLPullParser
+        events: list[Any] = []
+        try:
+            events.extend(pull.read_events())
+        except _EtParseError as exc:
+            return _first_element(events), exc
+        return _first_element(events), None
+    if not queue:
+        return None, None
+    first = queue[0]
+    last = queue[-1]
+    queue.clear()
+    error = last if isinstance(last, Exception) else None
+    return _first_element([first]), error
+
+
+def _first_element(events: list[Any]) -> Element | None:
+    for event in events:
+        if isinstance(event, tuple) and isinstance(event[-1], Element):
+            return event[-1]
+    return None
 
 
 def _envelope_error(children: object, service: str) -> ApiError:

@@ -15,7 +15,6 @@ from typing import Any
 
 import xmltodict
 
-from . import _convert as c
 from ._errors import ParseError
 from ._models import (
     Client,
@@ -142,10 +141,12 @@ def list_shape(service: str, params: Mapping[str, str]) -> Shape[Any]:
 
 def _client_site(name: str, ancestors: list[Fields]) -> Fields:
     client, site = ancestors[2], ancestors[3]
-    client_id = c.integer(client.get("id") or "")
-    site_id = c.integer(site.get("id") or "")
+    client_id, site_id = _digits(client.get("id")), _digits(site.get("id"))
     if client_id is None or site_id is None:
-        raise ParseError(f"a <{name}> is not inside a <client><id> and <site><id>")
+        raise ParseError(
+            f"a <{name}> is not inside a <client> and <site> with numeric <id>s "
+            f"(client id {client.get('id')!r}, site id {site.get('id')!r})"
+        )
     return {
         "kind": DeviceKind(name),
         "client_id": client_id,
@@ -153,6 +154,10 @@ def _client_site(name: str, ancestors: list[Fields]) -> Fields:
         "site_id": site_id,
         "site_name": site.get("name") or None,
     }
+
+
+def _digits(value: object) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 _RETRYING = re.compile(r"Retrying patches:\s*([\d,\s]*)", re.IGNORECASE)

@@ -7,8 +7,11 @@ the record's ``extra``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+import attrs
 
 from . import _convert as c
 from ._errors import ParseError
@@ -17,6 +20,7 @@ from ._parser import Fields, RecordBuilder
 from ._vocab import PatchStatus, Plugin, SessionStatus, SessionType
 
 T = TypeVar("T")
+_FACTORY: Any = attrs.Factory
 Spec = tuple[tuple[str, str, Callable[[Any], Any]], ...]
 
 
@@ -30,45 +34,82 @@ def _spec(**fields: Callable[[Any], Any] | tuple[str, Callable[[Any], Any]]) -> 
 
 
 def builder(
-    cls: Callable[..., T], spec: Spec, ident: str, fixed: Callable[[str, list[Fields]], Fields]
+    cls: Callable[..., T],
+    spec: Spec,
+    ident: str,
+    fixed: Callable[[str, list[Fields]], Fields] | None = None,
 ) -> RecordBuilder[T]:
     """Make a record builder: convert known children, keep the rest in ``extra``.
 
-    The builder is generated as straight-line code (one ``try`` per field, ints
-    converted inline): it runs once per record, and a loop over the spec cost
-    about a third of the parser's time per record.
+    ``fixed`` adds fields that come from outside the record (its client and
+    site, the request's parameters). The builder is generated once per table
+    as straight-line code with locals and one ``try`` per field (ints converted
+    inline): it runs once per record, and a loop over the table cost about a
+    third of the parser's time per record.
     """
-    env: dict[str, Any] = {"cls": cls, "fixed": fixed, "Unreadable": c.Unreadable}
-    lines = ["def build(name, fields, ancestors):", "    kw = fixed(name, ancestors)"]
-    lines.append("    pop = fields.pop")
+    build = _compiled(cls, spec, ident)
+    if fixed is None:
+        return build
+    return lambda name, fields, ancestors: build(name, fields, ancestors, fixed)
+
+
+@functools.cache
+def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., Any]:
+    record_type: Any = cls
+    defaults: dict[str, Any] = {f.name: f.default for f in attrs.fields(record_type)}
+    known = frozenset(xml for xml, _, _ in spec)
+    env: dict[str, Any] = {"cls": cls, "Unreadable": c.Unreadable, "KNOWN": known}
+    env["missing"] = _missing
+    lines = [
+        "def build(name, fields, ancestors, fixed=None):",
+        "    get = fields.get",
+        "    bad = None",
+    ]
+    args = []
     for i, (xml, attr, conv) in enumerate(spec):
+        default = defaults.get(attr)
         env[f"conv{i}"] = conv
+        missing_default = isinstance(default, _FACTORY) or default is attrs.NOTHING
+        env[f"d{i}"] = None if missing_default else default
         call = "int(v)" if conv is c.integer else f"conv{i}(v)"
         lines += [
-            f"    v = pop({xml!r}, None)",
+            f"    v = get({xml!r})",
             "    if v:",
             "        try:",
-            f"            kw[{attr!r}] = {call}",
+            f"            a{i} = {call}",
             "        except (Unreadable, ValueError, TypeError):",
             "            try:",
-            f"                kw[{attr!r}] = conv{i}(v)",
+            f"                a{i} = conv{i}(v)",
             "            except (Unreadable, ValueError, TypeError):",
-            f"                fields[{xml + '_raw'!r}] = v",
+            f"                a{i} = d{i}",
+            "                bad = bad or {}",
+            f"                bad[{xml + '_raw'!r}] = v",
+            "    else:",
+            f"        a{i} = d{i}",
         ]
+        args.append(f"{attr}=a{i}")
+        if attr == ident:
+            lines += [f"    if a{i} is None:", f"        missing(name, {xml!r}, fields)"]
     lines += [
-        f"    if kw.get({ident!r}) is None:",
-        f"        missing(name, {ident!r}, fields)",
-        "    kw['extra'] = fields",
-        "    return cls(**kw)",
+        "    if fields.keys() <= KNOWN:",
+        "        extra = {}",
+        "    else:",
+        "        extra = {k: v for k, v in fields.items() if k not in KNOWN}",
+        "    if bad:",
+        "        extra.update(bad)",
+        "    if fixed is None:",
+        f"        return cls({', '.join(args)}, extra=extra)",
+        f"    return cls({', '.join(args)}, extra=extra, **fixed(name, ancestors))",
     ]
-    env["missing"] = _missing
-    exec(compile("\n".join(lines), f"<builder {getattr(cls, '__name__', cls)}>", "exec"), env)  # noqa: S102  # generated from our own spec tables, no outside input
-    build: RecordBuilder[T] = env["build"]
+    name = getattr(cls, "__name__", "record")
+    code = compile("\n".join(lines), f"<builder {name}>", "exec")
+    exec(code, env)  # noqa: S102  # generated from our own field tables, no outside input
+    build: Callable[..., Any] = env["build"]
     return build
 
 
-def _missing(name: str, ident: str, fields: Fields) -> None:
-    raise ParseError(f"a <{name}> record has no readable <{ident}>: {fields!r:.200}")
+def _missing(name: str, xml: str, fields: Fields) -> None:
+    raise ParseError(f"a <{name}> record has no readable <{xml}> (got {fields.get(xml)!r})")
 
 
 def _open(cls: Callable[[str], T]) -> Callable[[str], T]:
@@ -82,8 +123,8 @@ def _open(cls: Callable[[str], T]) -> Callable[[str], T]:
     return convert
 
 
-def no_context(name: str, ancestors: list[Fields]) -> Fields:
-    return {}
+#: For records that take nothing from outside themselves.
+no_context = None
 
 
 def _checks(raw: object) -> CheckCounts:
