@@ -60,7 +60,7 @@ class Governor:
         """Seconds between two calls right now (0 when there is no rate limit)."""
         return self._interval * self._penalty
 
-    async def acquire(self, what: str = "call") -> None:
+    async def acquire(self, what: str | Callable[[], str] = "call") -> None:
         """Wait for an in-flight slot, then for this call's turn under the rate limit."""
         await self._slots.acquire()
         try:
@@ -70,7 +70,8 @@ class Governor:
             wait = slot - now
             if wait > 0:
                 if wait >= _LOG_WAITS_FROM:
-                    logger.debug("rate limit: waiting %.2f s for the turn of %s", wait, what)
+                    name = what() if callable(what) else what
+                    logger.debug("rate limit: waiting %.2f s for the turn of %s", wait, name)
                 await self._sleep(wait)
         except BaseException:
             self._slots.release()

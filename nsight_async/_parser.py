@@ -24,6 +24,7 @@ error is raised by the next call, so nothing already received is lost.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 from xml.etree.ElementTree import Element, XMLPullParser
@@ -88,14 +89,9 @@ class StreamParser(Generic[T]):
         self.records_emitted = 0
         self.bytes_fed = 0
         self._shape = shape
-        kinds: dict[tuple[str, ...], int] = {path: _RECORD for path in shape.records}
-        kinds.update((path, _CONTEXT) for path in shape.contexts)
-        for root in {"result", *shape.roots}:
-            kinds[(root, "error")] = _ERROR
-        self._kinds = kinds
-        #: Paths of the elements records live under (containers and contexts).
-        self._containers = {path[:i] for path in kinds for i in range(1, len(path))}
-        self._containers |= shape.contexts
+        self._kinds, self._containers = _layout(
+            frozenset(shape.records), shape.contexts, shape.roots
+        )
         self._pull: XMLPullParser[Element] = XMLPullParser(events=("start",))
         self._guard = PrologGuard(service)
         self._root: Element | None = None
@@ -283,6 +279,21 @@ class StreamParser(Generic[T]):
             f"{self.service}: malformed XML ({exc}; the response is not a well-formed document)",
             service=self.service,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(
+    records: frozenset[tuple[str, ...]],
+    contexts: frozenset[tuple[str, ...]],
+    roots: frozenset[str],
+) -> tuple[dict[tuple[str, ...], int], frozenset[tuple[str, ...]]]:
+    """Each special path's kind, and the paths records live under (computed once per shape)."""
+    kinds: dict[tuple[str, ...], int] = dict.fromkeys(records, _RECORD)
+    kinds.update(dict.fromkeys(contexts, _CONTEXT))
+    for root in {"result", *roots}:
+        kinds[(root, "error")] = _ERROR
+    containers = {path[:i] for path in kinds for i in range(1, len(path))} | contexts
+    return kinds, frozenset(containers)
 
 
 def _take_events(pull: XMLPullParser[Element]) -> tuple[Element | None, Exception | None]:

@@ -9,6 +9,7 @@ for every other service.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -88,8 +89,25 @@ def parser_for(
     return StreamParser(shape, service=service)
 
 
+#: Services whose shape does not depend on the request's parameters.
+_STATIC = frozenset(
+    {"list_clients", "list_devices_at_client", "list_mob_sessions", "patch_list_all"}
+)
+
+
 def list_shape(service: str, params: Mapping[str, str]) -> Shape[Any]:
     """Return the shape for a crawl-path ``service`` called with ``params``."""
+    if service in _STATIC:
+        return _static_shape(service)
+    return _make_shape(service, params)
+
+
+@functools.cache
+def _static_shape(service: str) -> Shape[Any]:
+    return _make_shape(service, {})
+
+
+def _make_shape(service: str, params: Mapping[str, str]) -> Shape[Any]:
     if service == "list_clients":
         return Shape(
             roots=frozenset({"result"}),

@@ -70,7 +70,7 @@ class Transport:
         """
         query = {"apikey": self._key.reveal(), "service": service, **params}
         backend = self._writes if write else self._reads
-        await self.governor.acquire(self.display_url(service, params))
+        await self.governor.acquire(lambda: self.display_url(service, params))
         try:
             response = await backend.send(self.server.base_url, query, write=write)
             try:
