@@ -73,11 +73,15 @@ class SessionDigest:
     stale_after: timedelta = DEFAULT_STALE_AFTER
     window: timedelta = DEFAULT_WINDOW
     sessions: int = 0
+    # Sessions are ordered by (start, session_id): ties in start time (two plugins
+    # in the same second) must not make the verdict depend on the feed order.
     _last: MobSession | None = None
+    _last_key: tuple[datetime, int] | None = None
     _last_success: datetime | None = None
+    _last_success_key: tuple[datetime, int] | None = None
     _by_plugin_success: dict[str, datetime] = attrs.field(factory=dict)
-    _by_plugin_latest: dict[str, tuple[datetime, bool]] = attrs.field(factory=dict)
-    _failures_after_success: list[datetime] = attrs.field(factory=list)
+    _by_plugin_latest: dict[str, tuple[tuple[datetime, int], bool]] = attrs.field(factory=dict)
+    _failures_after_success: list[tuple[datetime, int]] = attrs.field(factory=list)
     _window_sessions: int = 0
     _window_failures: int = 0
     _window_errors: int = 0
@@ -92,13 +96,14 @@ class SessionDigest:
         when = session.start or session.end
         if when is None:
             return
-        if self._last is None or (self._last.start or self._last.end or when) <= when:
-            self._last = session
+        key = (when, session.session_id)
+        if self._last_key is None or self._last_key < key:
+            self._last, self._last_key = session, key
         ok = session.status is not None and session.status.succeeded
         plugin = str(session.plugin or "UNKNOWN")
         latest = self._by_plugin_latest.get(plugin)
-        if latest is None or latest[0] <= when:
-            self._by_plugin_latest[plugin] = (when, ok)
+        if latest is None or latest[0] < key:
+            self._by_plugin_latest[plugin] = (key, ok)
         if when >= self.now - timedelta(days=DAILY_DAYS):
             day = self._daily.setdefault(when.date().isoformat(), [0, 0])
             day[0 if ok else 1] += 1
@@ -110,11 +115,11 @@ class SessionDigest:
         if ok:
             if self._by_plugin_success.get(plugin, when) <= when:
                 self._by_plugin_success[plugin] = when
-            if self._last_success is None or when > self._last_success:
-                self._last_success = when
-                self._failures_after_success = [f for f in self._failures_after_success if f > when]
-        elif self._last_success is None or when > self._last_success:
-            self._failures_after_success.append(when)
+            if self._last_success_key is None or key > self._last_success_key:
+                self._last_success, self._last_success_key = when, key
+                self._failures_after_success = [f for f in self._failures_after_success if f > key]
+        elif self._last_success_key is None or key > self._last_success_key:
+            self._failures_after_success.append(key)
 
     def add_all(self, sessions: Iterable[MobSession]) -> SessionDigest:
         """Take every session into account; return self."""

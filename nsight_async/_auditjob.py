@@ -114,7 +114,8 @@ async def backup_audit(
     """
     run_id: str | None = None
     if store is not None:
-        run_id = store.latest_run(AUDIT) if resume else None
+        # retry_errors may reopen a run that finished with errors
+        run_id = store.latest_run(AUDIT, unfinished=not retry_errors) if resume else None
         if run_id is not None:
             settings = AuditSettings.from_json(store.run_params(run_id)["settings"])
             store.clear_client_failures(run_id)

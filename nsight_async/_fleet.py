@@ -11,6 +11,7 @@ skipped with its reason. A client whose enumeration failed yields a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fnmatch
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Iterable
@@ -21,7 +22,7 @@ import attrs
 from ._client import NsightClient
 from ._errors import NsightError
 from ._models import Client, DeviceAtClient
-from ._pool import Passthrough, pool_map
+from ._pool import Passthrough, pool_map, single_error
 from ._vocab import DeviceKind
 
 R = TypeVar("R")
@@ -97,13 +98,18 @@ def _matches(wanted: Collection[int | str], ident: int, name: str | None) -> boo
     return False
 
 
+_END: Any = object()
+
+
 class Fleet:
     """Walks one client's fleet with the calls of an :class:`NsightClient`.
 
     Args:
         client: the client whose limits govern every call.
         filters: which clients, sites, devices and device types to walk.
-        workers: per-device calls in flight (default: the client's ``max_at_once``).
+        workers: per-device calls in flight (default: the client's ``max_at_once``
+            less one, so a listing call always finds a slot).
+        list_ahead: clients listed at once (default 2), so listing keeps ahead.
         on_progress: called with a :class:`Progress` after every change.
         cached_devices: devices already listed for a client (a resumed run's
             store), returned instead of spending calls; ``None`` when unknown.
@@ -118,10 +124,12 @@ class Fleet:
         on_progress: Callable[[Progress], None] | None = None,
         cached_devices: Callable[[int, DeviceKind], Iterable[DeviceAtClient] | None] | None = None,
         on_devices_listed: Callable[[int, DeviceKind, list[DeviceAtClient]], None] | None = None,
+        list_ahead: int = 2,
     ) -> None:
         self.client = client
         self.filters = filters or Filters()
-        self.workers = workers or client.limits.max_at_once
+        self.workers = workers or max(1, client.limits.max_at_once - 1)
+        self.list_ahead = list_ahead
         self._on_progress = on_progress
         self._cached = cached_devices
         self._on_listed = on_devices_listed
@@ -147,15 +155,51 @@ class Fleet:
         self._emit()
         return clients
 
-    async def devices(self) -> AsyncIterator[DeviceAtClient | ClientFailure]:
-        """Yield every device that passes the filters, client by client, as it streams in."""
-        for client in await self.clients():
-            for kind in self.filters.device_types:
-                async for item in self._devices_of(client, kind):
-                    yield item
-            self._clients_listed += 1
-            self._unlisted_estimate -= self._expected(client)
-            self._emit()
+    async def devices(self) -> AsyncGenerator[DeviceAtClient | ClientFailure]:
+        """Yield every device that passes the filters as it streams in.
+
+        Up to ``list_ahead`` clients are listed at once, so listing (the head of
+        the pipeline) keeps ahead of the per-device calls; the queue between
+        them is bounded, so it never runs far ahead.
+        """
+        clients = await self.clients()
+        found: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(self.workers, 16))
+        ahead = asyncio.Semaphore(self.list_ahead)
+
+        async def list_client(client: Client) -> None:
+            try:
+                for kind in self.filters.device_types:
+                    async for item in self._devices_of(client, kind):
+                        await found.put(item)
+                self._clients_listed += 1
+                self._unlisted_estimate -= self._expected(client)
+                self._emit()
+            finally:
+                ahead.release()
+
+        async def lister() -> None:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for client in clients:  # one task per client, started as slots free up
+                        await ahead.acquire()
+                        group.create_task(list_client(client))
+            except asyncio.CancelledError:
+                raise  # the consumer closed early and is not reading any more
+            except BaseException:
+                await found.put(_END)
+                raise
+            await found.put(_END)
+
+        task = asyncio.create_task(lister())
+        try:
+            while (item := await found.get()) is not _END:
+                yield item
+            await single_error(task)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def _devices_of(
         self, client: Client, kind: DeviceKind
@@ -216,16 +260,19 @@ class Fleet:
                 yield item
 
         async def work_on(device: DeviceAtClient) -> Outcome[R]:
+            outcome: Outcome[R]
             try:
                 value = await work(device)
             except NsightError as exc:
                 self._failed += 1
-                return Outcome(device=device, status="error", error=exc)
+                outcome = Outcome(device=device, status="error", error=exc)
+            else:
+                self._done += 1
+                outcome = Outcome(device=device, status="ok", value=value)
             finally:
                 self._work_pending -= 1
-                self._emit()
-            self._done += 1
-            return Outcome(device=device, status="ok", value=value)
+            self._emit()
+            return outcome
 
         async with contextlib.aclosing(pool_map(source(), work_on, workers=self.workers)) as it:
             async for result in it:
@@ -257,7 +304,7 @@ class Fleet:
     def _calls_needed(self) -> int:
         # Devices of clients not listed yet need work in the proportion seen so far.
         seen = self._known
-        share = (seen - self._skipped) / seen if seen else 1.0
+        share = (seen - self._skipped) / seen if seen >= 20 else 1.0  # too few seen: assume all
         unlisted = max(0, self._unlisted_estimate) * share
         return max(0, self._clients_pending_calls) + max(0, self._work_pending) + round(unlisted)
 

@@ -44,7 +44,8 @@ async def execute_patch_plan(
         resend_unknown: with ``resume``, send again the calls whose outcome is unknown.
     """
     store = store if store is not None else RunStore(":memory:")
-    run_id = store.latest_run(PATCH) if resume else None
+    # resend_unknown may reopen a run that finished with unknown outcomes
+    run_id = store.latest_run(PATCH, unfinished=not resend_unknown) if resume else None
     if run_id is not None:
         saved = store.plan(run_id)
         if saved is None:

@@ -26,6 +26,16 @@ class Passthrough:
         self.value = value
 
 
+async def single_error(task: asyncio.Task[None]) -> None:
+    """Await a task running a task group; re-raise a lone error without its group."""
+    try:
+        await task
+    except ExceptionGroup as group:
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+
+
 async def pool_map(
     source: AsyncIterator[Any],
     work: Callable[[Any], Awaitable[Out]],
@@ -43,15 +53,15 @@ async def pool_map(
     results: asyncio.Queue[Any] = asyncio.Queue(maxsize=workers * 4)
 
     async def produce() -> None:
-        try:
-            async for item in source:
-                if isinstance(item, Passthrough):
-                    await results.put(item.value)
-                else:
-                    await todo.put(item)
-        finally:
-            for _ in range(workers):
-                await todo.put(_DONE)
+        async for item in source:
+            if isinstance(item, Passthrough):
+                await results.put(item.value)
+            else:
+                await todo.put(item)
+        # Only when the source ran out: on an error or a cancellation the task
+        # group stops the workers, and waiting here on a full queue would hang.
+        for _ in range(workers):
+            await todo.put(_DONE)
 
     async def worker() -> None:
         while (item := await todo.get()) is not _DONE:
@@ -63,19 +73,18 @@ async def pool_map(
                 group.create_task(produce())
                 for _ in range(workers):
                     group.create_task(worker())
-        finally:
-            await results.put(_DONE)
+        except asyncio.CancelledError:
+            raise  # the consumer closed early and is not reading any more
+        except BaseException:
+            await results.put(_DONE)  # wake the consumer, which re-raises
+            raise
+        await results.put(_DONE)
 
     runner = asyncio.create_task(run())
     try:
         while (result := await results.get()) is not _DONE:
             yield result
-        try:
-            await runner  # re-raise what stopped the pool (e.g. list_clients failed)
-        except ExceptionGroup as group:
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
+        await single_error(runner)  # re-raise what stopped the pool (e.g. list_clients failed)
     finally:
         if not runner.done():
             runner.cancel()

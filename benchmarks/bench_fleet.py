@@ -1,0 +1,419 @@
+"""Benchmark the fleet crawler: calls spent, latency-bound speed, rate adherence, memory.
+
+Run ``python -m benchmarks.bench_fleet [--quick] [--json PATH]``. Four figures,
+in one run:
+
+1. **calls**: a full backup audit against the naive walk (list_sites →
+   list_servers/list_workstations → list_mob_sessions), same client, same
+   fleet, in process; exact counts from the simulator's request log.
+2. **latency-bound**: the simulator in a separate process on loopback with
+   50 ms latency and no rate limit; the audit with 100 calls in flight; wall
+   time against the ideal ``calls × latency ÷ in-flight``, and when the first
+   outcome arrived against when enumeration ended.
+3. **rate**: the simulator enforcing R calls per 60 s window and the client
+   set to R, in virtual time (shared fake clock and sleep), so minutes of
+   rate-limited calls take a few seconds: over-limit answers and achieved/R.
+4. **memory**: a 100,000-device audit (quick: 10,000) streaming into a
+   ``RunStore`` file, run in a child process against the simulator in another
+   process, so only the crawler's memory is measured: peak RSS and elapsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import heapq
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psutil
+
+from nsight_async import AuditSettings, NsightClient, Progress, RunStore, backup_audit
+from nsight_async.testing import (
+    SIMULATOR_API_KEY,
+    SimulatedFleet,
+    Simulator,
+    SimulatorConfig,
+    SimulatorTransport,
+)
+
+T = TypeVar("T")
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+INPROC_URL = "http://127.0.0.1:1"
+_SETTLE = 40
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def simulator_process(
+    *, clients: int, devices: int, latency: float, history_days: int, seed: str = "bench"
+) -> Iterator[tuple[str, int]]:
+    """Serve a simulator from a child process on loopback; yield (URL, pid), stop it after."""
+    cmd = [
+        sys.executable, "-m", "nsight_async.testing", "--port", "0", "--seed", seed,
+        "--clients", str(clients), "--devices", str(devices), "--latency", str(latency),
+        "--history-days", str(history_days),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the simulator did not start: {url!r}")
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def in_process(sim: Simulator, **kw: Any) -> AsyncIterator[NsightClient]:
+    """Yield a client talking to ``sim`` through the in-process transport."""
+    async with httpx.AsyncClient(transport=SimulatorTransport(sim)) as http:
+        yield NsightClient(INPROC_URL, SIMULATOR_API_KEY, http_client=http, **kw)
+
+
+class VirtualTime:
+    """A virtual clock: sleepers park on a heap and the driver jumps to the next wake-up."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    def clock(self) -> float:
+        """Return the virtual time."""
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        """Park the caller until the virtual clock reaches now + seconds."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._heap, (self.now + max(0.0, seconds), self._seq, future))
+        await future
+
+    async def run(self, awaitable: Awaitable[T]) -> T:
+        """Drive ``awaitable`` to completion, jumping the clock whenever everyone sleeps."""
+        task = asyncio.ensure_future(awaitable)
+        for _ in range(10_000_000):
+            for _ in range(_SETTLE):
+                await asyncio.sleep(0)
+                if task.done():
+                    return task.result()
+            if not self._heap:
+                await asyncio.sleep(0.001)
+                continue
+            when, _, future = heapq.heappop(self._heap)
+            self.now = max(self.now, when)
+            if not future.done():
+                future.set_result(None)
+        raise RuntimeError("virtual time ran away")
+
+
+async def _drain(client: NsightClient, **kw: Any) -> int:
+    n = 0
+    async for _ in backup_audit(client, settings=AuditSettings(now=NOW), **kw):
+        n += 1
+    return n
+
+
+async def _naive_walk(client: NsightClient) -> int:
+    seen = 0
+    async for c in client.list_clients():
+        async for site in client.list_sites(c.client_id):
+            for listing in (client.list_servers, client.list_workstations):
+                async for device in listing(site.site_id):
+                    seen += 1
+                    async for _ in client.list_mob_sessions(device.device_id):
+                        pass
+    return seen
+
+
+# -- 1. calls --------------------------------------------------------------------------
+
+
+async def bench_calls(quick: bool) -> dict[str, Any]:
+    """Count the calls of a full audit and of the naive walk over the same fleet."""
+    clients, devices = (10, 500) if quick else (25, 2500)
+    fleet = SimulatedFleet(seed="bench", clients=clients, devices=devices, now=NOW, history_days=2)
+    ours, naive = Simulator(fleet), Simulator(fleet)
+    async with in_process(ours, max_at_once=50) as client:
+        audited = await _drain(client)
+    async with in_process(naive, max_at_once=50) as client:
+        walked = await _naive_walk(client)
+    assert audited == walked == fleet.n_devices
+    formula_ours = 1 + 2 * fleet.n_clients + fleet.n_mob_devices
+    formula_naive = 1 + fleet.n_clients + 2 * fleet.n_sites + fleet.n_devices
+    return {
+        "clients": fleet.n_clients,
+        "sites": fleet.n_sites,
+        "devices": fleet.n_devices,
+        "mob_devices": fleet.n_mob_devices,
+        "audit_calls": len(ours.log),
+        "audit_formula": formula_ours,
+        "naive_calls": len(naive.log),
+        "naive_formula": formula_naive,
+        "ratio": round(len(ours.log) / len(naive.log), 4),
+        "exact": len(ours.log) == formula_ours and len(naive.log) == formula_naive,
+    }
+
+
+# -- 2. latency-bound ------------------------------------------------------------------
+
+
+async def _timed_audit(url: str, in_flight: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    first: float | None = None
+    enumerated: float | None = None
+    devices = 0
+
+    def progress(p: Progress) -> None:
+        nonlocal enumerated
+        if enumerated is None and p.clients_total and p.clients_listed == p.clients_total:
+            enumerated = time.perf_counter() - started
+
+    async with NsightClient(
+        url, SIMULATOR_API_KEY, max_at_once=in_flight, max_per_minute=None
+    ) as client:
+        async for _ in backup_audit(client, on_progress=progress):
+            devices += 1
+            if first is None:
+                first = time.perf_counter() - started
+        calls = client.calls_started
+    return {
+        "wall_s": time.perf_counter() - started,
+        "calls": calls,
+        "devices": devices,
+        "first_outcome_s": first,
+        "enumeration_end_s": enumerated,
+    }
+
+
+def _latency_run(clients: int, devices: int, latency: float, in_flight: int) -> dict[str, Any]:
+    with simulator_process(clients=clients, devices=devices, latency=latency, history_days=7) as (
+        url,
+        pid,
+    ):
+        server = psutil.Process(pid)
+        server_cpu = sum(server.cpu_times()[:2])
+        own_cpu = time.process_time()
+        result = asyncio.run(_timed_audit(url, in_flight))
+        # CPU seconds per wall second: near 1.0 means that process is the bottleneck.
+        result["client_cpu_share"] = (time.process_time() - own_cpu) / result["wall_s"]
+        result["server_cpu_share"] = (sum(server.cpu_times()[:2]) - server_cpu) / result["wall_s"]
+    ideal = result["calls"] * latency / in_flight
+    # Enumeration lists clients one after another: 2 calls per client, each >= latency.
+    serial = 2 * clients * latency
+    result.update(
+        clients=clients,
+        latency_s=latency,
+        in_flight=in_flight,
+        ideal_s=ideal,
+        ratio=result["wall_s"] / ideal,
+        serial_enumeration_floor_s=serial,
+        target_ratio=1.15,
+    )
+    return result
+
+
+def bench_latency(quick: bool) -> dict[str, Any]:
+    """Audit over loopback with 50 ms latency and 100 in flight; compare with the ideal.
+
+    Two fleets of the same size: many clients (the realistic MSP shape) and a
+    few big clients, which separates the cost of listing clients one by one
+    from the efficiency of the per-device pipeline.
+    """
+    devices = 1000 if quick else 10_000
+    many = 10 if quick else 40
+    return {
+        "many_clients": _latency_run(many, devices, 0.05, 100),
+        "few_clients": _latency_run(2, devices, 0.05, 100),
+    }
+
+
+# -- 3. rate ---------------------------------------------------------------------------
+
+
+async def _rate(rate: int, devices: int) -> dict[str, Any]:
+    vt = VirtualTime()
+    fleet = SimulatedFleet(seed="bench-rate", clients=5, devices=devices, now=NOW, history_days=1)
+    config = SimulatorConfig(rate_limit_per_minute=rate, rate_window=60.0)
+    sim = Simulator(fleet, config=config, clock=vt.clock, sleep=vt.sleep)
+    real = time.perf_counter()
+    async with in_process(
+        sim, max_at_once=20, max_per_minute=rate, clock=vt.clock, sleep=vt.sleep
+    ) as client:
+        audited = await vt.run(_drain(client))
+    times = [e.time for e in sim.log]
+    span = times[-1] - times[0]
+    achieved = (len(times) - 1) / span * 60.0 if span > 0 else float("nan")
+    return {
+        "rate_per_min": rate,
+        "window_s": 60.0,
+        "devices": audited,
+        "calls": len(times),
+        "virtual_s": span,
+        "real_s": time.perf_counter() - real,
+        "over_limit": sum(1 for e in sim.log if e.rate_limited),
+        "achieved_per_min": achieved,
+        "achieved_ratio": achieved / rate,
+    }
+
+
+def bench_rate(quick: bool) -> dict[str, Any]:
+    """Check rate adherence in virtual time: zero over-limit answers, ≥ 95% of R used."""
+    rate, devices = (60, 400) if quick else (600, 2500)
+    return asyncio.run(_rate(rate, devices))
+
+
+# -- 4. memory -------------------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _memory_child(url: str, store_path: str, in_flight: int) -> dict[str, Any]:
+    baseline = _rss_mb()
+    started = time.perf_counter()
+    with RunStore(store_path) as store:
+        async with NsightClient(
+            url, SIMULATOR_API_KEY, max_at_once=in_flight, max_per_minute=None
+        ) as client:
+            devices = await _drain(client, store=store)
+            calls = client.calls_started
+        run = store.latest_run("audit", unfinished=False)
+        recorded = len(store.done_devices(run)) if run else 0
+    return {
+        "devices": devices,
+        "recorded": recorded,
+        "calls": calls,
+        "elapsed_s": time.perf_counter() - started,
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": _rss_mb(),
+    }
+
+
+def bench_memory(quick: bool) -> dict[str, Any]:
+    """Run a big audit into a RunStore in a child process; report its peak RSS."""
+    clients, devices = (20, 10_000) if quick else (100, 100_000)
+    in_flight = 100
+    with (
+        simulator_process(clients=clients, devices=devices, latency=0.001, history_days=2) as (
+            url,
+            _,
+        ),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        store = os.path.join(tmp, "audit.sqlite")
+        cmd = [
+            sys.executable, "-m", "benchmarks.bench_fleet", "--memory-child",
+            url, store, str(in_flight),
+        ]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"memory child failed: {done.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result["store_mb"] = Path(store).stat().st_size / 2**20
+    result.update(in_flight=in_flight, target_peak_rss_mb=150)
+    return result
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def _table(results: dict[str, Any]) -> str:
+    c, r, m = results["calls"], results["rate"], results["memory"]
+    rows = [
+        ("calls: audit (1+2·clients+mob)", f"{c['audit_calls']:,}",
+         f"formula {c['audit_formula']:,}"),
+        ("calls: naive walk", f"{c['naive_calls']:,}", f"formula {c['naive_formula']:,}"),
+        ("calls: audit / naive", f"{c['ratio']:.3f}",
+         f"{c['devices']:,} devices, exact={c['exact']}"),
+    ]  # fmt: skip
+    for lat in results["latency"].values():
+        tag = f"latency[{lat['clients']} clients]"
+        rows += [
+            (f"{tag}: calls", f"{lat['calls']:,}", f"{lat['devices']:,} devices"),
+            (f"{tag}: wall", f"{lat['wall_s']:.2f} s",
+             f"ideal {lat['ideal_s']:.2f} s; serial listing floor "
+             f"{lat['serial_enumeration_floor_s']:.2f} s"),
+            (f"{tag}: wall / ideal", f"{lat['ratio']:.3f}×", "target ≤ 1.15×"),
+            (f"{tag}: first outcome", f"{lat['first_outcome_s']:.2f} s",
+             f"enumeration ended {lat['enumeration_end_s']:.2f} s"),
+            (f"{tag}: CPU share client/server",
+             f"{lat['client_cpu_share']:.2f}/{lat['server_cpu_share']:.2f}",
+             "CPU s per wall s (1.00 = that process is saturated)"),
+        ]  # fmt: skip
+    rows += [
+        ("rate: R (per 60 s window)", f"{r['rate_per_min']}/min", f"{r['calls']:,} calls"),
+        ("rate: over-limit answers", f"{r['over_limit']}", "target 0"),
+        ("rate: achieved / R", f"{r['achieved_ratio']:.3f}",
+         f"{r['virtual_s']:.0f} virtual s in {r['real_s']:.1f} real s"),
+        ("memory: devices audited", f"{m['devices']:,}", f"recorded {m['recorded']:,}"),
+        ("memory: peak RSS", f"{m['peak_rss_mb']:.1f} MB",
+         f"baseline {m['baseline_rss_mb']:.1f} MB, target < 150"),
+        ("memory: elapsed", f"{m['elapsed_s']:.1f} s", f"{m['calls']:,} calls"),
+    ]  # fmt: skip
+    width = max(len(a) for a, _, _ in rows)
+    vwidth = max(len(b) for _, b, _ in rows)
+    return "\n".join(f"{a:<{width}}  {b:>{vwidth}}  {note}" for a, b, note in rows)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run every part, print a table, optionally write JSON; return the results."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_fleet")
+    parser.add_argument("--quick", action="store_true", help="small fleets (≤ ~60 s)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--memory-child", nargs=3, metavar=("URL", "STORE", "IN_FLIGHT"),
+                        help=argparse.SUPPRESS)  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        url, store, in_flight = args.memory_child
+        child = asyncio.run(_memory_child(url, store, int(in_flight)))
+        print(json.dumps(child))
+        return child
+    started = time.perf_counter()
+    results: dict[str, Any] = {"quick": args.quick}
+    for name, part in (
+        ("calls", bench_calls),
+        ("latency", bench_latency),
+        ("rate", bench_rate),
+        ("memory", bench_memory),
+    ):
+        t = time.perf_counter()
+        if name == "calls":
+            results[name] = asyncio.run(part(args.quick))  # type: ignore[arg-type]
+        else:
+            results[name] = part(args.quick)
+        print(f"[{name}] done in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    results["total_s"] = time.perf_counter() - started
+    results["python"] = sys.version.split()[0]
+    results["when"] = datetime.now(UTC).isoformat(timespec="seconds")
+    print(_table(results))
+    print(f"total {results['total_s']:.1f} s ({'quick' if args.quick else 'full'})")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n", "utf-8")
+    return results
+
+
+if __name__ == "__main__":
+    main()

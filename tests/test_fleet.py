@@ -1,0 +1,466 @@
+"""Tests for nsight_async._fleet: the pipelined fleet walk, its filters, outcomes and rate.
+
+Everything runs the real client against the project's own fake, the simulator,
+in process (``SimulatorTransport``); the simulator's request log is the
+witness for the calls spent. Ground truth comes from the ``SimulatedFleet``.
+Time is injected: ``FakeTime`` makes retry waits instant, and ``VirtualTime``
+runs minutes of rate limiting in milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import tracemalloc
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from nsight_async import (
+    ClientFailure,
+    DeviceAtClient,
+    DeviceKind,
+    Filters,
+    Fleet,
+    InvalidParameterError,
+    NsightClient,
+    NsightError,
+    Outcome,
+    Progress,
+    RetryPolicy,
+)
+from nsight_async.testing import (
+    SIMULATOR_API_KEY,
+    Fault,
+    FaultContext,
+    SimulatedFleet,
+    Simulator,
+    SimulatorConfig,
+    SimulatorTransport,
+)
+
+T = TypeVar("T")
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+URL = "http://127.0.0.1:1"
+FAST_RETRY = RetryPolicy(attempts=10, timeout=None, wait_initial=0.001, wait_max=0.01)
+CHAOS = (Fault.RESET, Fault.TRUNCATE, Fault.HTTP503, Fault.HTML403, Fault.HTTP429, Fault.MALFORMED)
+_SETTLE = 40
+
+
+class FakeTime:
+    """A fake clock whose sleep advances it at once (waits become instant)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        """Return the fake time."""
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        """Jump the clock forward and yield once."""
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+class VirtualTime:
+    """A virtual clock: sleepers park on a heap and the driver jumps to the next wake-up."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    def clock(self) -> float:
+        """Return the virtual time."""
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        """Park the caller until the virtual clock reaches now + seconds."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._heap, (self.now + max(0.0, seconds), self._seq, future))
+        await future
+
+    async def run(self, awaitable: Awaitable[T]) -> T:
+        """Drive ``awaitable`` to completion, jumping the clock whenever everyone sleeps."""
+        task = asyncio.ensure_future(awaitable)
+        for _ in range(1_000_000):  # bounded: far more wake-ups than any test needs
+            for _ in range(_SETTLE):
+                await asyncio.sleep(0)
+                if task.done():
+                    return task.result()
+            if not self._heap:
+                await asyncio.sleep(0.001)
+                continue
+            when, _, future = heapq.heappop(self._heap)
+            self.now = max(self.now, when)
+            if not future.done():
+                future.set_result(None)
+        raise AssertionError("virtual time ran away")
+
+
+def make_fleet(**kw: Any) -> SimulatedFleet:
+    """Build a seeded fleet ending at NOW with a short history (fast to serve)."""
+    kw.setdefault("seed", "fleet-tests")
+    kw.setdefault("history_days", 6)
+    return SimulatedFleet(now=NOW, **kw)
+
+
+@asynccontextmanager
+async def connect(sim: Simulator, **kw: Any) -> AsyncIterator[NsightClient]:
+    """Yield an NsightClient talking to ``sim`` in process."""
+    async with httpx.AsyncClient(transport=SimulatorTransport(sim)) as http:
+        kw.setdefault("max_at_once", 10)
+        yield NsightClient(URL, SIMULATOR_API_KEY, http_client=http, **kw)
+
+
+def session_counter(client: NsightClient) -> Callable[[DeviceAtClient], Awaitable[int]]:
+    """Return per-device work that counts the device's MOB sessions as they stream."""
+
+    async def work(device: DeviceAtClient) -> int:
+        return sum([1 async for _ in client.list_mob_sessions(device.device_id)])
+
+    return work
+
+
+def mob_off(device: DeviceAtClient) -> str | None:
+    """Skip devices without Backup & Recovery."""
+    return None if device.mob else "mob=0"
+
+
+async def walk(fleet: Fleet, work: Any, **kw: Any) -> list[Outcome[Any] | ClientFailure]:
+    """Run fleet.map to the end and return every item it yielded."""
+    return [o async for o in fleet.map(work, **kw)]
+
+
+async def naive_walk(client: NsightClient) -> int:
+    """Walk clients → sites → servers/workstations → sessions; return devices seen."""
+    seen = 0
+    async for c in client.list_clients():
+        async for site in client.list_sites(c.client_id):
+            for listing in (client.list_servers, client.list_workstations):
+                async for device in listing(site.site_id):
+                    seen += 1
+                    async for _ in client.list_mob_sessions(device.device_id):
+                        pass
+    return seen
+
+
+# -- calls -------------------------------------------------------------------------
+
+
+async def test_walk_spends_one_call_per_client_and_type_plus_mob_devices() -> None:
+    """A full backup walk costs exactly 1 + 2·clients + (devices with mob=1) calls."""
+    fleet = make_fleet(clients=7, devices=240)
+    sim = Simulator(fleet)
+    async with connect(sim) as client:
+        crawler = Fleet(client)
+        outcomes = await walk(crawler, session_counter(client), skip=mob_off)
+        assert len(outcomes) == fleet.n_devices
+        expected = 1 + 2 * fleet.n_clients + fleet.n_mob_devices
+        assert len(sim.log) == expected
+        assert sim.log.count("list_devices_at_client") == 2 * fleet.n_clients
+        assert sim.log.count("list_mob_sessions") == fleet.n_mob_devices
+        assert client.calls_started == expected
+        assert crawler.progress().calls_spent == expected
+
+
+async def test_naive_walk_costs_more_than_the_crawler() -> None:
+    """The naive walk costs 1 + clients + 2·sites + devices; the crawler's saving is exact."""
+    fleet = make_fleet(clients=7, devices=240)
+    naive_sim, sim = Simulator(fleet), Simulator(fleet)
+    async with connect(naive_sim) as client:
+        assert await naive_walk(client) == fleet.n_devices
+    naive = 1 + fleet.n_clients + 2 * fleet.n_sites + fleet.n_devices
+    assert len(naive_sim.log) == naive
+    async with connect(sim) as client:
+        await walk(Fleet(client), session_counter(client), skip=mob_off)
+    ours = 1 + 2 * fleet.n_clients + fleet.n_mob_devices
+    assert len(sim.log) == ours
+    assert (
+        naive - ours == 2 * fleet.n_sites - fleet.n_clients + fleet.n_devices - fleet.n_mob_devices
+    )
+    assert ours < 0.8 * naive
+
+
+# -- filters -----------------------------------------------------------------------
+
+
+async def test_client_filter_lists_only_the_chosen_clients() -> None:
+    """A client filter (ids and name globs) narrows list_devices_at_client before calls."""
+    fleet = make_fleet(clients=6, devices=120)
+    first, second = fleet.clients[0], fleet.clients[1]
+    pattern = second.name.strip()[:4].lower() + "*"
+    chosen = {c.client_id for c in fleet.clients if c.name.lower().startswith(pattern[:-1])}
+    chosen.add(first.client_id)
+    sim = Simulator(fleet)
+    async with connect(sim) as client:
+        filters = Filters(clients=[first.client_id, pattern])
+        outcomes = await walk(Fleet(client, filters=filters), session_counter(client), skip=mob_off)
+    listed = {int(e.params["clientid"]) for e in sim.log.calls("list_devices_at_client")}
+    assert listed == chosen
+    assert sim.log.count("list_devices_at_client") == 2 * len(chosen)
+    assert {o.device.client_id for o in outcomes if isinstance(o, Outcome)} <= chosen
+    expected = [d for d in fleet.iter_devices() if d.client_id in chosen]
+    assert len(outcomes) == len(expected)
+
+
+async def test_client_filter_accepts_digit_strings() -> None:
+    """A client id given as a string of digits matches that id."""
+    fleet = make_fleet(clients=4, devices=40)
+    sim = Simulator(fleet)
+    target = fleet.clients[1].client_id
+    async with connect(sim) as client:
+        filters = Filters(clients=[str(target)])
+        await walk(Fleet(client, filters=filters), session_counter(client), skip=mob_off)
+    assert {e.params["clientid"] for e in sim.log.calls("list_devices_at_client")} == {str(target)}
+
+
+async def test_device_type_filter_spends_one_call_per_client() -> None:
+    """device_types=(server,) lists each client once and yields only servers."""
+    fleet = make_fleet(clients=5, devices=150)
+    sim = Simulator(fleet)
+    async with connect(sim) as client:
+        filters = Filters(device_types=(DeviceKind.SERVER,))
+        outcomes = await walk(Fleet(client, filters=filters), session_counter(client), skip=mob_off)
+    assert sim.log.count("list_devices_at_client") == fleet.n_clients
+    assert {e.params["devicetype"] for e in sim.log.calls("list_devices_at_client")} == {"server"}
+    servers = [d for d in fleet.iter_devices() if d.kind == "server"]
+    assert len(outcomes) == len(servers)
+    assert all(o.device.kind is DeviceKind.SERVER for o in outcomes if isinstance(o, Outcome))
+
+
+async def test_site_and_device_filters_narrow_the_per_device_calls() -> None:
+    """Site and device filters drop devices before any per-device call is spent on them."""
+    fleet = make_fleet(clients=4, devices=160)
+    site = max(fleet.sites, key=lambda s: s.n_devices)
+    in_site = [d for d in fleet.iter_devices() if d.site_id == site.site_id]
+    named = in_site[0]
+    sim = Simulator(fleet)
+    async with connect(sim) as client:
+        outcomes = await walk(
+            Fleet(client, filters=Filters(sites=[site.site_id])), session_counter(client)
+        )
+        assert sorted(o.device.device_id for o in outcomes) == [d.device_id for d in in_site]  # type: ignore[union-attr]
+        assert sim.log.count("list_mob_sessions") == len(in_site)
+        sim.log.clear()
+        filters = Filters(devices=[named.name.lower()])
+        outcomes = await walk(Fleet(client, filters=filters), session_counter(client))
+    assert [o.device.device_id for o in outcomes] == [named.device_id]  # type: ignore[union-attr]
+    assert sim.log.count("list_mob_sessions") == 1
+
+
+async def test_mob_off_devices_are_skipped_with_a_reason_and_not_fetched() -> None:
+    """Devices with mob=0 come out skipped with the reason, and no call is spent on them."""
+    fleet = make_fleet(clients=4, devices=100, mob_fraction=0.5)
+    sim = Simulator(fleet)
+    async with connect(sim) as client:
+        outcomes = await walk(Fleet(client), session_counter(client), skip=mob_off)
+    skipped = {
+        o.device.device_id for o in outcomes if isinstance(o, Outcome) and o.status == "skipped"
+    }
+    off = {d.device_id for d in fleet.iter_devices() if not d.mob}
+    assert skipped == off
+    assert all(
+        o.reason == "mob=0" for o in outcomes if isinstance(o, Outcome) and o.status == "skipped"
+    )
+    fetched = {int(e.params["deviceid"]) for e in sim.log.calls("list_mob_sessions")}
+    assert fetched.isdisjoint(off)
+
+
+# -- pipelining and memory -----------------------------------------------------------
+
+
+async def test_first_outcome_arrives_before_enumeration_ends() -> None:
+    """Per-device work starts while clients are still being listed (with server latency)."""
+    fleet = make_fleet(clients=8, devices=200)
+    sim = Simulator(fleet, config=SimulatorConfig(latency=0.003))
+    listings_at_first_ok: int | None = None
+    async with connect(sim) as client:
+        async for outcome in Fleet(client).map(session_counter(client), skip=mob_off):
+            first_ok = isinstance(outcome, Outcome) and outcome.status == "ok"
+            if listings_at_first_ok is None and first_ok:
+                listings_at_first_ok = sim.log.count("list_devices_at_client")
+    assert listings_at_first_ok is not None
+    assert listings_at_first_ok < 2 * fleet.n_clients
+    order = [e.service for e in sim.log]
+    last_listing = max(i for i, s in enumerate(order) if s == "list_devices_at_client")
+    assert order.index("list_mob_sessions") < last_listing
+
+
+async def test_five_thousand_devices_stream_in_bounded_memory() -> None:
+    """A 5,000-device walk keeps a small, fixed working set (tracemalloc peak)."""
+    fleet = make_fleet(clients=5, devices=5000, mob_fraction=0.01, history_days=2)
+    sim = Simulator(fleet)
+    counted = 0
+    async with connect(sim, max_at_once=20) as client:
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            async for outcome in Fleet(client).map(session_counter(client), skip=mob_off):
+                counted += isinstance(outcome, Outcome)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+    assert counted == fleet.n_devices
+    # Holding every device record would take several MB; the pipeline holds its queues only.
+    assert peak < 4_000_000, f"peak {peak / 1e6:.1f} MB"
+
+
+# -- every device exactly once ---------------------------------------------------------
+
+
+async def test_every_device_once_under_faults_with_true_session_counts() -> None:
+    """With 10% faults, every device yields one outcome and ok ones saw every session."""
+    fleet = make_fleet(clients=6, devices=260, history_days=12)
+    config = SimulatorConfig(fault_rate=0.1, fault_kinds=CHAOS)
+    sim = Simulator(fleet, config=config)
+    ft = FakeTime()
+    async with connect(sim, retry=FAST_RETRY, clock=ft.clock, sleep=ft.sleep, seed=7) as client:
+        outcomes = await walk(Fleet(client), session_counter(client), skip=mob_off)
+    assert sum(1 for e in sim.log if e.fault is not None) > 20  # the faults did happen
+    assert not [o for o in outcomes if isinstance(o, ClientFailure)]
+    ids = Counter(o.device.device_id for o in outcomes if isinstance(o, Outcome))
+    assert set(ids) == set(fleet.device_ids())
+    assert max(ids.values()) == 1
+    for outcome in outcomes:
+        assert isinstance(outcome, Outcome)
+        if outcome.status == "ok":
+            truth = sum(1 for _ in fleet.sessions(outcome.device.device_id))
+            assert outcome.value == truth, outcome.device.device_id
+    assert not [o for o in outcomes if isinstance(o, Outcome) and o.status == "error"]
+
+
+async def test_failed_client_listing_yields_client_failures() -> None:
+    """A client whose listing fails (errorcode 4) yields a ClientFailure per type; others go on."""
+    fleet = make_fleet(clients=5, devices=120)
+    bad = fleet.clients[1]
+
+    def script(ctx: FaultContext) -> Fault | None:
+        wanted = ctx.service == "list_devices_at_client" and ctx.params.get("clientid")
+        return Fault.FAIL4 if wanted == str(bad.client_id) else None
+
+    sim = Simulator(fleet, config=SimulatorConfig(fault_script=script))
+    async with connect(sim, retry=FAST_RETRY) as client:
+        outcomes = await walk(Fleet(client), session_counter(client), skip=mob_off)
+    failures = [o for o in outcomes if isinstance(o, ClientFailure)]
+    assert sorted((f.client.client_id, f.device_type) for f in failures) == [
+        (bad.client_id, DeviceKind.SERVER),
+        (bad.client_id, DeviceKind.WORKSTATION),
+    ]
+    assert all(isinstance(f.error, InvalidParameterError) for f in failures)
+    devices = Counter(o.device.device_id for o in outcomes if isinstance(o, Outcome))
+    expected = {d.device_id for d in fleet.iter_devices() if d.client_id != bad.client_id}
+    assert set(devices) == expected
+    assert max(devices.values()) == 1
+
+
+async def test_device_whose_work_fails_yields_an_error_outcome() -> None:
+    """A device whose sessions cannot be fetched yields one error outcome, not a crash."""
+    fleet = make_fleet(clients=3, devices=60, mob_fraction=1.0)
+    victim = next(iter(fleet.device_ids()))
+
+    def script(ctx: FaultContext) -> Fault | None:
+        return Fault.FAIL4 if ctx.device_id == str(victim) else None
+
+    sim = Simulator(fleet, config=SimulatorConfig(fault_script=script))
+    async with connect(sim) as client:
+        outcomes = await walk(Fleet(client), session_counter(client), skip=mob_off)
+    errors = [o for o in outcomes if isinstance(o, Outcome) and o.status == "error"]
+    assert [o.device.device_id for o in errors] == [victim]
+    assert isinstance(errors[0].error, NsightError)
+    assert len(outcomes) == fleet.n_devices
+
+
+async def test_list_clients_failure_is_raised() -> None:
+    """If even list_clients fails, the walk raises instead of yielding nothing."""
+    sim = Simulator(
+        make_fleet(clients=3, devices=30), config=SimulatorConfig(fault_script=["fail3"])
+    )
+    async with connect(sim) as client:
+        with pytest.raises(NsightError):
+            async with asyncio.timeout(5):
+                await walk(Fleet(client), session_counter(client))
+
+
+async def test_already_done_devices_are_dropped_without_calls() -> None:
+    """Devices a resumed run recorded are neither reported nor fetched again."""
+    fleet = make_fleet(clients=3, devices=80, mob_fraction=1.0)
+    done = set(list(fleet.device_ids())[::2])
+    sim = Simulator(fleet)
+    async with connect(sim) as client:
+        outcomes = await walk(
+            Fleet(client), session_counter(client), already_done=done.__contains__
+        )
+    reported = {o.device.device_id for o in outcomes if isinstance(o, Outcome)}
+    assert reported == set(fleet.device_ids()) - done
+    assert sim.log.count("list_mob_sessions") == len(reported)
+
+
+async def test_cached_listings_spend_no_listing_calls() -> None:
+    """Listings given by cached_devices are used instead of list_devices_at_client."""
+    fleet = make_fleet(clients=4, devices=90)
+    sim = Simulator(fleet)
+    saved: dict[tuple[int, DeviceKind], list[DeviceAtClient]] = {}
+    async with connect(sim) as client:
+        first = Fleet(client, on_devices_listed=lambda c, k, d: saved.__setitem__((c, k), d))
+        await walk(first, session_counter(client), skip=mob_off)
+        assert len(saved) == 2 * fleet.n_clients
+        assert sum(len(v) for v in saved.values()) == fleet.n_devices
+        sim.log.clear()
+        second = Fleet(client, cached_devices=lambda c, k: saved.get((c, k)))
+        outcomes = await walk(second, session_counter(client), skip=mob_off)
+    assert sim.log.count("list_devices_at_client") == 0
+    assert len(outcomes) == fleet.n_devices
+
+
+# -- progress --------------------------------------------------------------------------
+
+
+async def test_progress_ends_with_every_device_counted_and_nothing_needed() -> None:
+    """The last Progress counts every device once, every call spent, and no call still needed."""
+    fleet = make_fleet(clients=5, devices=120)
+    sim = Simulator(fleet)
+    seen: list[Progress] = []
+    async with connect(sim) as client:
+        crawler = Fleet(client, on_progress=seen.append)
+        await walk(crawler, session_counter(client), skip=mob_off)
+    last = crawler.progress()
+    assert last.clients_total == last.clients_listed == fleet.n_clients
+    assert last.devices_known == fleet.n_devices
+    assert last.devices_done + last.devices_failed + last.devices_skipped == fleet.n_devices
+    assert last.devices_skipped == fleet.n_devices - fleet.n_mob_devices
+    assert last.calls_spent == len(sim.log)
+    assert last.calls_needed == 0
+    assert seen[-1] == last
+    assert all(p.calls_needed >= 0 for p in seen)
+    early = seen[0]  # right after list_clients, before any listing call
+    assert early.calls_needed >= 2 * fleet.n_clients
+
+
+# -- rate ------------------------------------------------------------------------------
+
+
+async def test_walk_keeps_to_the_rate_limit_and_uses_it() -> None:
+    """At R=60/min (server window 60 s), no call is over the limit and ≥ 95% of R is used."""
+    vt = VirtualTime()
+    fleet = make_fleet(clients=4, devices=400, history_days=2)
+    config = SimulatorConfig(rate_limit_per_minute=60, rate_window=60.0)
+    sim = Simulator(fleet, config=config, clock=vt.clock, sleep=vt.sleep)
+    async with connect(
+        sim, max_at_once=10, max_per_minute=60, clock=vt.clock, sleep=vt.sleep
+    ) as client:
+        outcomes = await vt.run(walk(Fleet(client), session_counter(client), skip=mob_off))
+    assert len(outcomes) == fleet.n_devices
+    times = [e.time for e in sim.log]
+    assert len(times) >= 200
+    assert not [e for e in sim.log if e.rate_limited]
+    achieved = (len(times) - 1) / (times[-1] - times[0]) * 60.0
+    assert achieved >= 0.95 * 60, achieved
+    assert achieved <= 60.0
