@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -38,6 +40,8 @@ from ._commands import (
 )
 
 __all__ = ["main"]
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
 
 
 def _setup_logging(args: argparse.Namespace, err: Console) -> None:
@@ -84,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "simulate":
         from ..testing import run_simulator
 
-        return run_simulator(argv[1:])
+        try:
+            return run_simulator(argv[1:])
+        except SystemExit as exc:  # --help, or a usage error from its own parser
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -93,13 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
     _setup_logging(args, err)
-    session = Session()
+    session = Session(argv)
     try:
         return asyncio.run(_dispatch(args, out, err, session))
     except KeyboardInterrupt:
         err.print("\n[yellow]interrupted[/]: stopped cleanly.")
         if session.resume_hint:
-            err.print(session.resume_hint, highlight=False)
+            # no wrapping and no markup: the command must paste back into a shell intact
+            err.print(session.resume_hint, highlight=False, markup=False, soft_wrap=True)
         return EXIT_INTERRUPTED
     except (ConfigurationError, InvalidArgumentError) as exc:
         err.print(f"[red]error:[/] {redact(str(exc))}", highlight=False)
@@ -113,6 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (TransportError, NsightError) as exc:
         err.print(f"[red]error:[/] {redact(str(exc))}", highlight=False)
         return EXIT_NETWORK
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other tools do.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # keeps the interpreter's final flush quiet
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         err.print(f"[red]error:[/] {redact(str(exc))}", highlight=False)
         return EXIT_USAGE

@@ -191,18 +191,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: send again calls whose outcome is unknown (check first!)",
     )  # fmt: skip
 
-    for name, what in (("clients", "list clients"), ("devices", "list devices (all clients)")):
-        p = add(name, what, what.capitalize() + ".")
+    listings = (
+        ("clients", "list clients", "nsight-async clients --format csv > clients.csv"),
+        ("devices", "list devices (all clients)", "nsight-async devices --type server"),
+    )
+    for name, what, example in listings:
+        p = add(name, what, f"{what.capitalize()}.\n\nexample: {example}")
         _format(p)
         if name == "devices":
             _filters(p)
-    p = add("sites", "list a client's sites", "List the sites of a client.")
+    p = add(
+        "sites",
+        "list a client's sites",
+        "List the sites of a client.\n\nexample: nsight-async sites 123 --format json",
+    )
     p.add_argument("client_id", type=int, metavar="CLIENT_ID")
     _format(p)
-    p = add("patches", "list a device's patches", "List every patch on a device.")
+    p = add(
+        "patches",
+        "list a device's patches",
+        "List every patch on a device.\n\nexample: nsight-async patches 4567 --format csv",
+    )
     p.add_argument("device_id", type=int, metavar="DEVICE_ID")
     _format(p)
-    p = add("sessions", "list a device's backup sessions", "List a device's MOB sessions.")
+    p = add(
+        "sessions",
+        "list a device's backup sessions",
+        "List a device's Backup & Recovery (MOB) sessions.\n\n"
+        "example: nsight-async sessions 4567 --format jsonl",
+    )
     p.add_argument("device_id", type=int, metavar="DEVICE_ID")
     _format(p)
     p = add(
@@ -213,7 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("service")
     p.add_argument("params", nargs="*", metavar="KEY=VALUE")
-    p = add("describe", "describe a service", "Print a service's describe=true description.")
+    p = add(
+        "describe",
+        "describe a service",
+        "Print a service's describe=true description.\n\n"
+        "example: nsight-async describe list_mob_sessions",
+    )
     p.add_argument("service")
     _format(p)
     sub.add_parser(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import sys
 from collections import Counter
 from datetime import UTC, datetime
@@ -44,6 +45,9 @@ DEFAULT_AUDIT_STORE = "nsight-audit.sqlite"
 class Session:
     """What a command tells ``main`` if it is interrupted: how to resume."""
 
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+
     resume_hint: str | None = None
 
 
@@ -65,9 +69,10 @@ async def backup_audit_command(
     store_path = args.store or (
         args.out if args.out and args.out.lower().endswith(".sqlite") else DEFAULT_AUDIT_STORE
     )
-    resume_cmd = " ".join(["nsight-async", *sys.argv[1:]]) if sys.argv[1:] else "nsight-async"
-    if "--resume" not in resume_cmd:
-        resume_cmd += " --resume"
+    words = ["nsight-async", *session.argv]
+    if "--resume" not in words:
+        words.append("--resume")
+    resume_cmd = shlex.join(words)
     session.resume_hint = f"progress is saved in {store_path}; resume with:\n  {resume_cmd}"
     settings = AuditSettings(
         now=args.as_of or datetime.now(UTC), stale_after=args.stale_after, window=args.window
@@ -174,6 +179,9 @@ async def patch_retry_command(
     args: argparse.Namespace, out: Console, err: Console, session: Session
 ) -> int:
     """``patch-retry``: plan (dry run), or apply a plan with a journal."""
+    if args.apply and not args.yes and not sys.stdin.isatty():
+        # Refuse before spending a single call on planning.
+        raise InvalidArgumentError("refusing to --apply without --yes when not interactive")
     async with connect(args) as client:
         plan: PatchPlan | None = None
         if args.resume:
@@ -206,8 +214,6 @@ async def patch_retry_command(
             err.print("nothing to retry.")
             return EXIT_OK
         if not args.yes:
-            if not sys.stdin.isatty():
-                raise InvalidArgumentError("refusing to --apply without --yes when not interactive")
             what = "the unfinished run" if plan is None else f"{len(plan.items)} devices"
             prompt = f"Send patch_retry to {what}? This changes production machines [y/N] "
             answer = await asyncio.to_thread(input, prompt)

@@ -97,9 +97,10 @@ async def demo_client(args: argparse.Namespace) -> AsyncIterator[NsightClient]:
     fleet = SimulatedFleet(seed=DEMO_SEED, clients=DEMO_CLIENTS, devices=DEMO_DEVICES)
     simulator = Simulator(fleet, config=Config(latency=DEMO_LATENCY))
     async with SimulatorServer(simulator) as server:
+        rate = args.max_per_minute
         limits: dict[str, Any] = {
-            "max_at_once": args.max_at_once or 20,
-            "max_per_minute": args.max_per_minute or DEMO_RATE,
+            "max_at_once": 20 if args.max_at_once is None else args.max_at_once,
+            "max_per_minute": DEMO_RATE if rate is None else (rate or None),  # 0: no limit
         }
         async with NsightClient(server.url, SIMULATOR_API_KEY, **limits) as client:
             yield client

@@ -64,7 +64,8 @@ def write_records(records: Iterable[Any], fmt: str, out: TextIO, console: Consol
     columns = COLUMNS.get(kind) or (list(rows[0]) if rows else [])
     table = Table(show_lines=False, header_style="bold")
     for column in columns:
-        table.add_column(column)
+        is_id = column.endswith("_id")  # ids must stay whole, to be copied
+        table.add_column(column, no_wrap=is_id, min_width=len(column) if is_id else None)
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     console.print(table)
