@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import heapq
 import json
 import os
 import resource
@@ -31,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,14 +45,12 @@ from nsight_async.testing import (
     Simulator,
     SimulatorConfig,
     SimulatorTransport,
+    VirtualTime,
 )
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 INPROC_URL = "http://127.0.0.1:1"
-_SETTLE = 40
-
-
 # -- helpers ---------------------------------------------------------------------------
 
 
@@ -88,43 +85,6 @@ async def in_process(sim: Simulator, **kw: Any) -> AsyncIterator[NsightClient]:
     """Yield a client talking to ``sim`` through the in-process transport."""
     async with httpx.AsyncClient(transport=SimulatorTransport(sim)) as http:
         yield NsightClient(INPROC_URL, SIMULATOR_API_KEY, http_client=http, **kw)
-
-
-class VirtualTime:
-    """A virtual clock: sleepers park on a heap and the driver jumps to the next wake-up."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = 0
-
-    def clock(self) -> float:
-        """Return the virtual time."""
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        """Park the caller until the virtual clock reaches now + seconds."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._seq += 1
-        heapq.heappush(self._heap, (self.now + max(0.0, seconds), self._seq, future))
-        await future
-
-    async def run(self, awaitable: Awaitable[T]) -> T:
-        """Drive ``awaitable`` to completion, jumping the clock whenever everyone sleeps."""
-        task = asyncio.ensure_future(awaitable)
-        for _ in range(10_000_000):
-            for _ in range(_SETTLE):
-                await asyncio.sleep(0)
-                if task.done():
-                    return task.result()
-            if not self._heap:
-                await asyncio.sleep(0.001)
-                continue
-            when, _, future = heapq.heappop(self._heap)
-            self.now = max(self.now, when)
-            if not future.done():
-                future.set_result(None)
-        raise RuntimeError("virtual time ran away")
 
 
 async def _drain(client: NsightClient, **kw: Any) -> int:

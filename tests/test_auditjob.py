@@ -10,13 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from nsight_async import (
     AuditResult,
@@ -36,13 +32,12 @@ from nsight_async import (
     backup_audit,
 )
 from nsight_async.testing import (
-    SIMULATOR_API_KEY,
     Fault,
     FaultContext,
     SimulatedFleet,
     Simulator,
     SimulatorConfig,
-    SimulatorTransport,
+    in_process_client,
 )
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
@@ -52,19 +47,14 @@ FAST_RETRY = RetryPolicy(attempts=8, timeout=None, wait_initial=0.001, wait_max=
 PROMPT = 3.0
 
 
+connect = in_process_client
+
+
 def make_fleet(**kw: Any) -> SimulatedFleet:
     """Build a seeded fleet ending at NOW with a short history."""
     kw.setdefault("seed", "auditjob-tests")
     kw.setdefault("history_days", 8)
     return SimulatedFleet(now=NOW, **kw)
-
-
-@asynccontextmanager
-async def connect(sim: Simulator, **kw: Any) -> AsyncIterator[NsightClient]:
-    """Yield an NsightClient talking to ``sim`` in process."""
-    async with httpx.AsyncClient(transport=SimulatorTransport(sim)) as http:
-        kw.setdefault("max_at_once", 10)
-        yield NsightClient(URL, SIMULATOR_API_KEY, http_client=http, **kw)
 
 
 def expected_audit(fleet: SimulatedFleet, device_id: int) -> DeviceAudit:

@@ -10,15 +10,12 @@ runs minutes of rate limiting in milliseconds.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import tracemalloc
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 
 from nsight_async import (
@@ -35,13 +32,16 @@ from nsight_async import (
     RetryPolicy,
 )
 from nsight_async.testing import (
-    SIMULATOR_API_KEY,
     Fault,
     FaultContext,
     SimulatedFleet,
     Simulator,
     SimulatorConfig,
-    SimulatorTransport,
+    VirtualTime,
+    in_process_client,
+)
+from nsight_async.testing import (
+    InstantTime as FakeTime,
 )
 
 T = TypeVar("T")
@@ -49,60 +49,6 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 URL = "http://127.0.0.1:1"
 FAST_RETRY = RetryPolicy(attempts=10, timeout=None, wait_initial=0.001, wait_max=0.01)
 CHAOS = (Fault.RESET, Fault.TRUNCATE, Fault.HTTP503, Fault.HTML403, Fault.HTTP429, Fault.MALFORMED)
-_SETTLE = 40
-
-
-class FakeTime:
-    """A fake clock whose sleep advances it at once (waits become instant)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def clock(self) -> float:
-        """Return the fake time."""
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        """Jump the clock forward and yield once."""
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
-
-
-class VirtualTime:
-    """A virtual clock: sleepers park on a heap and the driver jumps to the next wake-up."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._seq = 0
-
-    def clock(self) -> float:
-        """Return the virtual time."""
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        """Park the caller until the virtual clock reaches now + seconds."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._seq += 1
-        heapq.heappush(self._heap, (self.now + max(0.0, seconds), self._seq, future))
-        await future
-
-    async def run(self, awaitable: Awaitable[T]) -> T:
-        """Drive ``awaitable`` to completion, jumping the clock whenever everyone sleeps."""
-        task = asyncio.ensure_future(awaitable)
-        for _ in range(1_000_000):  # bounded: far more wake-ups than any test needs
-            for _ in range(_SETTLE):
-                await asyncio.sleep(0)
-                if task.done():
-                    return task.result()
-            if not self._heap:
-                await asyncio.sleep(0.001)
-                continue
-            when, _, future = heapq.heappop(self._heap)
-            self.now = max(self.now, when)
-            if not future.done():
-                future.set_result(None)
-        raise AssertionError("virtual time ran away")
 
 
 def make_fleet(**kw: Any) -> SimulatedFleet:
@@ -112,12 +58,7 @@ def make_fleet(**kw: Any) -> SimulatedFleet:
     return SimulatedFleet(now=NOW, **kw)
 
 
-@asynccontextmanager
-async def connect(sim: Simulator, **kw: Any) -> AsyncIterator[NsightClient]:
-    """Yield an NsightClient talking to ``sim`` in process."""
-    async with httpx.AsyncClient(transport=SimulatorTransport(sim)) as http:
-        kw.setdefault("max_at_once", 10)
-        yield NsightClient(URL, SIMULATOR_API_KEY, http_client=http, **kw)
+connect = in_process_client
 
 
 def session_counter(client: NsightClient) -> Callable[[DeviceAtClient], Awaitable[int]]:

@@ -8,13 +8,10 @@ simulator, in process; the fleet's patch lists are the ground truth.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,24 +20,25 @@ from nsight_async import (
     DeviceKind,
     Filters,
     InvalidParameterError,
-    NsightClient,
     PatchPlan,
     PatchStatus,
     plan_patch_retry,
 )
 from nsight_async._patchjob import MAX_IDS_CHARS, split_ids
 from nsight_async.testing import (
-    SIMULATOR_API_KEY,
     Fault,
     FaultContext,
     SimulatedFleet,
     Simulator,
     SimulatorConfig,
-    SimulatorTransport,
+    in_process_client,
 )
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 URL = "http://127.0.0.1:1"
+
+
+connect = in_process_client
 
 
 def make_fleet(**kw: Any) -> SimulatedFleet:
@@ -48,14 +46,6 @@ def make_fleet(**kw: Any) -> SimulatedFleet:
     kw.setdefault("seed", "patchjob-tests")
     kw.setdefault("history_days", 0)
     return SimulatedFleet(now=NOW, **kw)
-
-
-@asynccontextmanager
-async def connect(sim: Simulator, **kw: Any) -> AsyncIterator[NsightClient]:
-    """Yield an NsightClient talking to ``sim`` in process."""
-    async with httpx.AsyncClient(transport=SimulatorTransport(sim)) as http:
-        kw.setdefault("max_at_once", 10)
-        yield NsightClient(URL, SIMULATOR_API_KEY, http_client=http, **kw)
 
 
 def truth(sim: Simulator, statuses: set[int]) -> dict[int, list[int]]:

@@ -42,6 +42,9 @@ from nsight_async.testing import (
     SimulatorConfig,
     SimulatorTransport,
 )
+from nsight_async.testing import (
+    InstantTime as FakeTime,
+)
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 URL = "http://127.0.0.1:1"
@@ -49,22 +52,6 @@ FAST_RETRY = RetryPolicy(attempts=6, timeout=None, wait_initial=0.001, wait_max=
 #: Faults after which the write may have been applied, so its outcome is unknown.
 AMBIGUOUS = {Fault.RESET_AFTER, Fault.TRUNCATE, Fault.HTTP503}
 PROMPT = 3.0
-
-
-class FakeTime:
-    """A fake clock whose sleep advances it at once (retry waits become instant)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def clock(self) -> float:
-        """Return the fake time."""
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        """Jump the clock forward and yield once."""
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
 
 
 def on_patch_retry(*faults: Fault | None) -> Any:

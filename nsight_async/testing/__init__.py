@@ -28,12 +28,14 @@ Decisions where the vendor documentation is silent (all guesses, all documented)
 
 from nsight_async.testing._app import SimResponse, Simulator
 from nsight_async.testing._config import SIMULATOR_API_KEY, RateLimitMode, SimulatorConfig
+from nsight_async.testing._connect import in_process_client
 from nsight_async.testing._faults import Fault, FaultContext
 from nsight_async.testing._fleet import ClientInfo, DeviceInfo, DeviceKind, SimulatedFleet, SiteInfo
 from nsight_async.testing._history import MobSession, Patch
 from nsight_async.testing._log import RequestLog, RequestLogEntry
 from nsight_async.testing._run import run_simulator, serve_forever, serve_in_thread
 from nsight_async.testing._server import SimulatorServer
+from nsight_async.testing._time import InstantTime, VirtualTime
 from nsight_async.testing._transport import SimulatorTransport
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "DeviceKind",
     "Fault",
     "FaultContext",
+    "InstantTime",
     "MobSession",
     "Patch",
     "RateLimitMode",
@@ -55,6 +58,8 @@ __all__ = [
     "SimulatorServer",
     "SimulatorTransport",
     "SiteInfo",
+    "VirtualTime",
+    "in_process_client",
     "run_simulator",
     "serve_forever",
     "serve_in_thread",
