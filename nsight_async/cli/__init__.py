@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from rich.console import Console
 
@@ -44,32 +44,43 @@ __all__ = ["main"]
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a closed pipe
 
 
-def _setup_logging(args: argparse.Namespace, err: Console) -> None:
-    level = logging.WARNING
-    if args.verbose == 1:
-        level = logging.INFO
-    elif args.verbose >= 2:
-        level = logging.DEBUG
+@contextlib.contextmanager
+def _logging(args: argparse.Namespace) -> Iterator[None]:
+    """Log as the flags ask, with the key masked; put the logging setup back afterwards.
+
+    ``main`` may be called in-process (tests, wrappers), so it must not leave
+    its handlers and levels behind.
+    """
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
     handlers: list[logging.Handler] = []
     if args.log_file:
-        handlers.append(logging.FileHandler(args.log_file, encoding="utf-8"))
+        file_handler = logging.FileHandler(args.log_file, encoding="utf-8")
+        file_handler.setLevel(logging.DEBUG)
+        handlers.append(file_handler)
     if args.verbose or not args.log_file:
-        handlers.append(logging.StreamHandler(sys.stderr))
+        stream_handler = logging.StreamHandler(sys.stderr)
+        stream_handler.setLevel(level)
+        handlers.append(stream_handler)
     for handler in handlers:
         handler.addFilter(RedactingFilter())  # every record, from any library, is masked
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    noisy = [logging.getLogger(name) for name in ("httpx", "aiohttp")]
+    saved = (root.handlers[:], root.level, [log.level for log in noisy])
     root.handlers[:] = handlers
     root.setLevel(logging.DEBUG if args.log_file else level)
-    for handler in handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(
-            handler, logging.FileHandler
-        ):
-            handler.setLevel(level)
     if args.verbose < 2:
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        logging.getLogger("aiohttp").setLevel(logging.WARNING)
+        for log in noisy:
+            log.setLevel(logging.WARNING)
     install_log_filter()
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.close()
+        root.handlers[:], root.level = saved[0], saved[1]
+        for log, old in zip(noisy, saved[2], strict=True):
+            log.setLevel(old)
 
 
 async def _dispatch(args: argparse.Namespace, out: Console, err: Console, session: Session) -> int:
@@ -99,8 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    _setup_logging(args, err)
-    session = Session(argv)
+    with _logging(args):
+        return _run(args, out, err, Session(argv))
+
+
+def _run(args: argparse.Namespace, out: Console, err: Console, session: Session) -> int:
     try:
         return asyncio.run(_dispatch(args, out, err, session))
     except KeyboardInterrupt:
