@@ -24,11 +24,15 @@ class Unreadable(ValueError):
 
 def text(value: str) -> str | None:
     """Return stripped text, or ``None`` for a sentinel."""
+    if not isinstance(value, str):  # child elements or a repeated tag where text belongs
+        raise Unreadable(repr(value))
     return None if value in SENTINELS else value
 
 
 def name(value: str) -> str:
     """Return a name as sent (names are never sentinels)."""
+    if not isinstance(value, str):
+        raise Unreadable(repr(value))
     return value
 
 

@@ -129,6 +129,11 @@ class StreamParser(Generic[T]):
             try:
                 if not self._guard.done:
                     self._guard.feed(data, final=final)
+                    if not self._guard.done and not final:
+                        # Nothing reaches expat before the prolog is cleared, so where
+                        # the body was split cannot change which error is raised.
+                        return []
+                    data = self._guard.head  # everything held back so far
                 if data:
                     self._pull.feed(data)
                 if final:
@@ -145,7 +150,7 @@ class StreamParser(Generic[T]):
             self._error = exc
         except _EtParseError as exc:
             self._error = self._syntax_error(exc, final=final)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, LookupError, AttributeError, RecursionError) as exc:
             # A record the builders could not read: still a typed error, never a crash.
             self._error = ParseError(
                 f"{self.service}: unreadable record ({type(exc).__name__}: {exc})",

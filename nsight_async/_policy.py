@@ -18,7 +18,7 @@ import random
 import attrs
 
 from ._config import RetryPolicy
-from ._errors import HtmlPageError, HttpStatusError, NsightError, TransportError
+from ._errors import HtmlPageError, HttpStatusError, NsightError, ResponseError, TransportError
 
 #: Statuses that say "not processed, try later" even for a write.
 _REFUSED_UNPROCESSED = frozenset({429, 403})
@@ -53,7 +53,8 @@ def decide(
     if write:
         if _certainly_unprocessed(error):
             pass
-        elif error.retryable:
+        elif error.retryable or isinstance(error, ResponseError):
+            # A body came back (or may have), so the request reached the server.
             return Decision(retry=False, outcome_unknown=True)
         else:
             return Decision(retry=False)

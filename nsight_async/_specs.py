@@ -21,6 +21,8 @@ from ._vocab import PatchStatus, Plugin, SessionStatus, SessionType
 
 T = TypeVar("T")
 _FACTORY: Any = attrs.Factory
+#: What a converter raises on a value it cannot read (kept raw in ``extra`` instead).
+_UNREADABLE = (c.Unreadable, ValueError, TypeError, AttributeError)
 Spec = tuple[tuple[str, str, Callable[[Any], Any]], ...]
 
 
@@ -58,7 +60,7 @@ def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., 
     record_type: Any = cls
     defaults: dict[str, Any] = {f.name: f.default for f in attrs.fields(record_type)}
     known = frozenset(xml for xml, _, _ in spec)
-    env: dict[str, Any] = {"cls": cls, "Unreadable": c.Unreadable, "KNOWN": known}
+    env: dict[str, Any] = {"cls": cls, "_UNREADABLE": _UNREADABLE, "KNOWN": known}
     env["missing"] = _missing
     lines = [
         "def build(name, fields, ancestors, fixed=None):",
@@ -69,23 +71,27 @@ def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., 
     for i, (xml, attr, conv) in enumerate(spec):
         default = defaults.get(attr)
         env[f"conv{i}"] = conv
-        missing_default = isinstance(default, _FACTORY) or default is attrs.NOTHING
-        env[f"d{i}"] = None if missing_default else default
+        if isinstance(default, _FACTORY):  # a fresh value per record, as attrs would make
+            env[f"make{i}"] = default.factory
+            fallback = f"make{i}()"
+        else:
+            env[f"d{i}"] = None if default is attrs.NOTHING else default
+            fallback = f"d{i}"
         call = "int(v)" if conv is c.integer else f"conv{i}(v)"
         lines += [
             f"    v = get({xml!r})",
             "    if v:",
             "        try:",
             f"            a{i} = {call}",
-            "        except (Unreadable, ValueError, TypeError):",
+            "        except _UNREADABLE:",
             "            try:",
             f"                a{i} = conv{i}(v)",
-            "            except (Unreadable, ValueError, TypeError):",
-            f"                a{i} = d{i}",
+            "            except _UNREADABLE:",
+            f"                a{i} = {fallback}",
             "                bad = bad or {}",
             f"                bad[{xml + '_raw'!r}] = v",
             "    else:",
-            f"        a{i} = d{i}",
+            f"        a{i} = {fallback}",
         ]
         args.append(f"{attr}=a{i}")
         if attr == ident:

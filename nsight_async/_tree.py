@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from ._errors import ParseError
+
 
 class Repeated(list[Any]):
     """A list made by the parser from repeated child elements."""
@@ -21,13 +23,19 @@ def record_fields(element: Element) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def element_value(element: Element) -> Any:
+#: Deeper nesting than any N-sight document has; deeper is refused, not recursed into.
+MAX_DEPTH = 64
+
+
+def element_value(element: Element, depth: int = 0) -> Any:
     """Return a leaf's stripped text, or a dict of an element's children."""
     if len(element) == 0:
         return (element.text or "").strip()
+    if depth >= MAX_DEPTH:
+        raise ParseError(f"elements nested more than {MAX_DEPTH} deep inside <{element.tag}>")
     out: dict[str, Any] = {}
     for child in element:
-        value = element_value(child)
+        value = element_value(child, depth + 1)
         if child.tag not in out:
             out[child.tag] = value
         elif isinstance(out[child.tag], Repeated):

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .._audit import Health
-from .._auditjob import AuditSettings, backup_audit
+from .._auditjob import AUDIT, AuditSettings, backup_audit
 from .._errors import InvalidArgumentError
 from .._fleet import ClientFailure, Filters, Fleet
 from .._patchjob import PatchOutcome, PatchPlan, plan_patch_retry
@@ -80,6 +80,8 @@ async def backup_audit_command(
     run_ids: list[str] = []
     with RunStore(store_path) as store:
         async with connect(args) as client:
+            if args.resume and store.latest_run(AUDIT, unfinished=not args.retry_errors) is None:
+                err.print(f"no unfinished audit in {store_path}: starting a new one")
             if not args.quiet:
                 err.print(f"recording results in {store_path} (resumable with --resume)")
             with ProgressDisplay(
