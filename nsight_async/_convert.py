@@ -1,8 +1,9 @@
 """Text → typed values, for the parser. Pure functions, no I/O.
 
-Each converter takes the element's stripped text (never empty: the parser
-turns empty elements into ``None`` before calling) and returns a typed value
-or ``None`` for a sentinel. Converters never raise on odd values from the
+Each converter takes the element's text as sent (surrounding whitespace
+included: stripping only where a value needs it is cheaper than stripping
+every field) and returns a typed value, or ``None`` for an empty value or a
+sentinel. Converters never raise on odd values from the
 server: a value they cannot read becomes ``None`` and the raw text is kept in
 the record's ``extra`` under ``"<field>_raw"`` by the caller.
 """
@@ -14,6 +15,7 @@ from datetime import UTC, date, datetime
 
 #: Text sentinels N-sight uses for "no value".
 SENTINELS = frozenset({"none", "Not Available", "0000-00-00 00:00:00", "0000-00-00"})
+_LOWER_SENTINELS = frozenset(s.lower() for s in SENTINELS)
 
 Converter = Callable[[str], object]
 
@@ -22,45 +24,50 @@ class Unreadable(ValueError):
     """A value a converter could not read (kept raw by the caller)."""
 
 
-def text(value: str) -> str | None:
-    """Return stripped text, or ``None`` for a sentinel."""
+def _str(value: object) -> str:
     if not isinstance(value, str):  # child elements or a repeated tag where text belongs
         raise Unreadable(repr(value))
-    return None if value in SENTINELS else value
+    return value.strip()
 
 
-def name(value: str) -> str:
-    """Return a name as sent (names are never sentinels)."""
-    if not isinstance(value, str):
-        raise Unreadable(repr(value))
-    return value
+def text(value: str) -> str | None:
+    """Return stripped text, or ``None`` for an empty value or a sentinel."""
+    value = _str(value)
+    return None if not value or value in SENTINELS else value
+
+
+def name(value: str) -> str | None:
+    """Return a stripped name (names are never sentinels), ``None`` if empty."""
+    return _str(value) or None
 
 
 def integer(value: str) -> int | None:
     """Parse an integer (ids, counts, byte sizes of any size)."""
     try:
-        return int(value)
+        return int(value)  # accepts surrounding whitespace
     except ValueError:
-        if value in SENTINELS:
+        value = _str(value)
+        if not value or value in SENTINELS:
             return None
         raise Unreadable(value) from None
 
 
 def flag(value: str) -> bool | None:
     """Parse a 0/1 (or true/false, yes/no) flag."""
-    v = value.lower()
+    v = _str(value).lower()
     if v in {"1", "true", "yes", "y", "on"}:
         return True
     if v in {"0", "false", "no", "n", "off"}:
         return False
-    if value in SENTINELS:
+    if not v or v in _LOWER_SENTINELS:
         return None
     raise Unreadable(value)
 
 
 def day(value: str) -> date | None:
     """Parse ``YYYY-MM-DD`` (a longer timestamp keeps its date part)."""
-    if value.startswith("0000"):
+    value = _str(value)
+    if not value or value.startswith("0000"):
         return None
     try:
         return date.fromisoformat(value[:10])
@@ -72,11 +79,13 @@ def day(value: str) -> date | None:
 
 def utc_datetime(value: str) -> datetime | None:
     """Parse ``YYYY-MM-DD HH:MM:SS`` documented as UTC into an aware datetime."""
-    if value.startswith("0000"):
-        return None
     try:
-        if len(value) == 19:  # the documented form; appending the zone is 6x faster than replace()
+        if len(value) == 19 and value[0] != "0":
+            # The documented form; appending the zone is 6x faster than replace().
             return datetime.fromisoformat(value + "+00:00")
+        value = _str(value)
+        if not value or value.startswith("0000"):
+            return None
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise Unreadable(value) from None
@@ -85,7 +94,8 @@ def utc_datetime(value: str) -> datetime | None:
 
 def local_datetime(value: str) -> datetime | None:
     """Parse a server-local ``YYYY-MM-DD HH:MM:SS`` (zone unknown: stays naive)."""
-    if value.startswith("0000"):
+    value = _str(value)
+    if not value or value.startswith("0000"):
         return None
     try:
         return datetime.fromisoformat(value)
@@ -95,7 +105,8 @@ def local_datetime(value: str) -> datetime | None:
 
 def epoch(value: str) -> datetime | None:
     """Parse Unix epoch seconds (``last_boot_time``) into an aware UTC datetime."""
-    if value in SENTINELS:
+    value = _str(value)
+    if not value or value in SENTINELS:
         return None
     try:
         seconds = int(value)

@@ -60,7 +60,12 @@ def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., 
     record_type: Any = cls
     defaults: dict[str, Any] = {f.name: f.default for f in attrs.fields(record_type)}
     known = frozenset(xml for xml, _, _ in spec)
-    env: dict[str, Any] = {"cls": cls, "_UNREADABLE": _UNREADABLE, "KNOWN": known}
+    env: dict[str, Any] = {
+        "cls": cls,
+        "_UNREADABLE": _UNREADABLE,
+        "KNOWN": known,
+        "_kept": _kept,
+    }
     env["missing"] = _missing
     lines = [
         "def build(name, fields, ancestors, fixed=None):",
@@ -100,7 +105,7 @@ def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., 
         "    if fields.keys() <= KNOWN:",
         "        extra = {}",
         "    else:",
-        "        extra = {k: v for k, v in fields.items() if k not in KNOWN}",
+        "        extra = {k: _kept(v) for k, v in fields.items() if k not in KNOWN}",
         "    if bad:",
         "        extra.update(bad)",
         "    if fixed is None:",
@@ -114,17 +119,31 @@ def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., 
     return build
 
 
+def _kept(value: object) -> object:
+    """An unknown field as kept in ``extra``: stripped text ("" when empty), or as parsed."""
+    if value is None:
+        return ""
+    return value.strip() if isinstance(value, str) else value
+
+
 def _missing(name: str, xml: str, fields: Fields) -> None:
     raise ParseError(f"a <{name}> record has no readable <{xml}> (got {fields.get(xml)!r})")
 
 
-def _open(cls: Callable[[str], T]) -> Callable[[str], T]:
+def _open(cls: Callable[[str], T]) -> Callable[[str], T | None]:
     """Fast lookup of an open vocabulary's members (the Enum call is slow)."""
     members: dict[str, T] = getattr(cls, "_value2member_map_")  # noqa: B009  # Enum's own cache
 
-    def convert(value: str) -> T:
+    def convert(value: str) -> T | None:
         member = members.get(value)
-        return member if member is not None else cls(value)
+        if member is None:
+            stripped = c.text(value)
+            if stripped is None:
+                return None  # empty, or a sentinel
+            member = members.get(stripped)
+            if member is None:
+                return cls(stripped)
+        return member
 
     return convert
 
@@ -143,6 +162,11 @@ def _checks(raw: object) -> CheckCounts:
     return CheckCounts(
         dsc_247=num("dsc_247"), passed=num("pass"), cleared=num("clear"), failed=num("fail")
     )
+
+
+def _patch_status(raw: str) -> PatchStatus | None:
+    code = c.integer(raw)
+    return None if code is None else PatchStatus(code)
 
 
 def _flag0(raw: str) -> bool:
@@ -215,7 +239,7 @@ DEVICE_AT_CLIENT = _spec(
 )
 PATCH = _spec(
     patch_id=("patchid", c.integer),
-    status=("status", lambda v: PatchStatus(int(v))),
+    status=("status", _patch_status),
     title=("patchTitle", c.text),
     product=c.text,
     status_label=("statusLabel", c.text),

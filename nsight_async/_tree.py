@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 from xml.etree.ElementTree import Element
 
 from ._errors import ParseError
+
+_TAG = attrgetter("tag")
+_TEXT = attrgetter("text")
 
 
 class Repeated(list[Any]):
@@ -13,10 +17,11 @@ class Repeated(list[Any]):
 
 
 def record_fields(element: Element) -> dict[str, Any]:
-    """Return a record's children as ``{tag: stripped text or nested dict}``."""
+    """Return a record's children as ``{tag: text as sent, or nested dict}``."""
     # Fast path: every child is a leaf and no tag repeats (a MOB session, a client).
+    # The texts stay as sent: the converters strip what they read.
     if not sum(map(len, element)):
-        fields = {child.tag: (child.text or "").strip() for child in element}
+        fields = dict(zip(map(_TAG, element), map(_TEXT, element), strict=True))
         if len(fields) == len(element):
             return fields
     value = element_value(element)

@@ -59,7 +59,13 @@ def test_integer_sentinel_is_none(sentinel: str) -> None:
     assert integer(sentinel) is None
 
 
-@pytest.mark.parametrize("raw", ["lots", "1.5", "0x10", ""])
+@pytest.mark.parametrize("raw", ["", "   ", "\n  "])
+def test_integer_reads_empty_text_as_none(raw: str) -> None:
+    """Empty or whitespace-only text (as sent, unstripped) is no value, not an error."""
+    assert integer(raw) is None
+
+
+@pytest.mark.parametrize("raw", ["lots", "1.5", "0x10"])
 def test_integer_rejects_garbage_as_unreadable(raw: str) -> None:
     """Non-integers raise Unreadable (a ValueError), so the caller can keep the raw text."""
     with pytest.raises(Unreadable):
