@@ -222,7 +222,8 @@ class HttpxBackend:
         service = query.get("service", "?")
         try:
             request = self._client.build_request("GET", url, params=query, headers=self._headers)
-            response = await self._client.send(request, stream=True)
+            # Never follow a redirect: it would re-send the key (and a write) elsewhere.
+            response = await self._client.send(request, stream=True, follow_redirects=False)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             error = _error(service, exc, sent=False, timeout="Timeout" in type(exc).__name__)
         except httpx.HTTPError as exc:

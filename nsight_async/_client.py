@@ -26,6 +26,7 @@ from ._config import (
     Limits,
     RetryPolicy,
     Server,
+    check_timeout,
     env_settings,
     resolve_server,
 )
@@ -33,7 +34,7 @@ from ._errors import (
     ConfigurationError,
     InvalidArgumentError,
     NsightError,
-    TransportError,
+    ResumeError,
     WriteOutcomeUnknownError,
 )
 from ._limiter import Clock, Governor, Sleep
@@ -122,6 +123,7 @@ class NsightClient:
         if timeout is _UNSET:
             timeout = env.get("timeout", DEFAULT_TIMEOUT)  # type: ignore[assignment]
         self.limits = Limits(max_at_once=max_at_once, max_per_minute=max_per_minute)
+        timeout = check_timeout(timeout)
         self.retry = retry if retry is not None else RetryPolicy()
         self._clock = clock
         self._sleep = sleep
@@ -283,7 +285,7 @@ class NsightClient:
                         elif seen == yielded:
                             _check_resume(service, record, last, yielded)
                 if seen < yielded:
-                    raise TransportError(
+                    raise ResumeError(
                         f"{service}: a retried call returned {seen} records, fewer than the "
                         f"{yielded} already yielded; the list changed, so it cannot be resumed",
                         service=service,
@@ -343,7 +345,7 @@ class NsightClient:
 
 def _check_resume(service: str, record: object, last: object, yielded: int) -> None:
     if record != last:
-        raise TransportError(
+        raise ResumeError(
             f"{service}: the list changed between attempts (record {yielded} differs), so "
             "the stream cannot be resumed without duplicating or skipping records",
             service=service,
@@ -355,7 +357,7 @@ def _id(name: str, value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise InvalidArgumentError(f"{name} must be a positive integer id, got {value!r}")
     text = str(value).strip()
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         raise InvalidArgumentError(f"{name} must be a positive integer id, got {value!r}")
     return str(int(text))
 

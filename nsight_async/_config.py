@@ -9,6 +9,7 @@ Every setting has a named default and can come from the environment
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -57,6 +58,8 @@ def resolve_server(server: str) -> Server:
         ConfigurationError: unknown region, unparsable URL, or plain ``http://``
             to a host that is not loopback.
     """
+    if not isinstance(server, str):
+        raise ConfigurationError(_server_hint(f"server must be a string, got {server!r}"))
     name = server.strip()
     if not name:
         raise ConfigurationError(_server_hint("no server given"))
@@ -68,7 +71,11 @@ def resolve_server(server: str) -> Server:
             name = f"https://{name}"
         else:
             raise ConfigurationError(_server_hint(f"unknown region {server!r}"))
-    parts = urlsplit(name)
+    try:
+        parts = urlsplit(name)
+        _ = parts.port  # raises on a malformed port
+    except ValueError as exc:
+        raise ConfigurationError(_server_hint(f"cannot parse the URL {name!r} ({exc})")) from None
     if parts.scheme not in {"https", "http"} or not parts.hostname:
         raise ConfigurationError(_server_hint(f"cannot use {parts.scheme!r} URL"))
     loopback = _is_loopback(parts.hostname)
@@ -108,7 +115,12 @@ def _positive(name: str, value: float | None, *, allow_none: bool) -> None:
         if not allow_none:
             raise ConfigurationError(f"{name} is required")
         return
-    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ConfigurationError(
             f"{name} must be a positive number, got {value!r}"
             + (" (use None for no limit)" if allow_none else "")
@@ -159,6 +171,12 @@ class RetryPolicy:
         _positive("timeout", self.timeout, allow_none=True)
         for name in ("wait_initial", "wait_max", "wait_exp_base", "max_retry_after"):
             _positive(name, getattr(self, name), allow_none=False)
+
+
+def check_timeout(timeout: float) -> float:
+    """Validate a read timeout in seconds (a positive, finite number)."""
+    _positive("timeout", timeout, allow_none=False)
+    return float(timeout)
 
 
 def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, object]:

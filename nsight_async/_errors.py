@@ -6,7 +6,8 @@ The tree::
     ├── ConfigurationError      bad server/region, plain http to a remote host, bad limits
     ├── InvalidArgumentError    a call's arguments are wrong; nothing was sent
     ├── TransportError          the network failed (after any retries)
-    │   └── RateLimitedError    the server kept answering 429 / firewall pages
+    │   ├── RateLimitedError    the server kept answering 429 / firewall pages
+    │   └── ResumeError         a broken stream could not be resumed: the list changed
     ├── HttpStatusError         an unexpected HTTP status with no usable body
     ├── ResponseError           the body is not a usable N-sight document
     │   ├── ParseError          malformed or truncated XML
@@ -86,6 +87,16 @@ class TransportError(NsightError):
 
 class RateLimitedError(TransportError):
     """The server kept refusing calls as over its rate limit (429 or firewall page)."""
+
+
+class ResumeError(TransportError):
+    """A stream broke after yielding records, and the list changed before it could resume.
+
+    Not retried: fetching the list again cannot resume it without yielding a
+    record twice or skipping one. Start the listing over if that is acceptable.
+    """
+
+    retryable = False
 
 
 class HttpStatusError(NsightError):

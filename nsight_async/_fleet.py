@@ -211,18 +211,20 @@ class Fleet:
                 if self.filters.device_ok(device):
                     yield device
             return
-        listed: list[DeviceAtClient] | None = [] if self._on_listed else None
+        # The listing is read whole before its devices are handed on: a listing
+        # paused on a full queue would hold its connection and governor slot
+        # while the workers wait for slots (a deadlock with max_at_once <= 2), and
+        # one client's list is what the store caches anyway.
         try:
-            async for device in self.client.list_devices_at_client(client.client_id, kind):
-                if listed is not None:
-                    listed.append(device)
-                if self.filters.device_ok(device):
-                    yield device
+            listed = [d async for d in self.client.list_devices_at_client(client.client_id, kind)]
         except NsightError as exc:
             yield ClientFailure(client=client, device_type=kind, error=exc)
             return
-        if self._on_listed is not None and listed is not None:
+        if self._on_listed is not None:
             self._on_listed(client.client_id, kind, listed)
+        for device in listed:
+            if self.filters.device_ok(device):
+                yield device
 
     # -- per-device work ---------------------------------------------------
 

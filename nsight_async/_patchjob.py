@@ -26,6 +26,7 @@ from typing import Any, Literal
 import attrs
 
 from ._client import NsightClient
+from ._errors import InvalidArgumentError
 from ._fleet import ClientFailure, Filters, Fleet, Progress
 from ._models import DeviceAtClient, Patch
 from ._serial import device_from_json, jsonable
@@ -85,21 +86,39 @@ class PatchPlan:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PatchPlan:
-        """Rebuild a plan saved by :meth:`to_json`."""
-        return cls(
-            created=datetime.fromisoformat(data["created"]),
-            criteria=dict(data.get("criteria") or {}),
-            items=tuple(
-                PlanItem(
-                    device=device_from_json(i["device"]),
-                    patches=tuple(PlannedPatch(**p) for p in i["patches"]),
+        """Rebuild a plan saved by :meth:`to_json`.
+
+        Raises:
+            InvalidArgumentError: the data is not a plan, or lists a device twice.
+        """
+        try:
+            plan = cls(
+                created=datetime.fromisoformat(data["created"]),
+                criteria=dict(data.get("criteria") or {}),
+                items=tuple(
+                    PlanItem(
+                        device=device_from_json(i["device"]),
+                        patches=tuple(PlannedPatch(**p) for p in i["patches"]),
+                    )
+                    for i in data["items"]
+                ),
+                errors=tuple(
+                    (device_from_json(e["device"]), e["error"]) for e in data.get("errors", [])
+                ),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidArgumentError(
+                f"not a plan saved by --plan-out ({type(exc).__name__}: {exc})"
+            ) from None
+        seen: set[int] = set()
+        for item in plan.items:
+            if item.device.device_id in seen:
+                raise InvalidArgumentError(
+                    f"the plan lists device {item.device.device_id} twice: merge its patches "
+                    "into one item"
                 )
-                for i in data["items"]
-            ),
-            errors=tuple(
-                (device_from_json(e["device"]), e["error"]) for e in data.get("errors", [])
-            ),
-        )
+            seen.add(item.device.device_id)
+        return plan
 
     def save(self, path: str | Path) -> None:
         """Write the plan to a JSON file."""
@@ -108,7 +127,13 @@ class PatchPlan:
     @classmethod
     def load(cls, path: str | Path) -> PatchPlan:
         """Read a plan written by :meth:`save`."""
-        return cls.from_json(json.loads(Path(path).read_text("utf-8")))
+        try:
+            data = json.loads(Path(path).read_text("utf-8"))
+        except json.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"{path} is not a plan saved by --plan-out: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidArgumentError(f"{path} is not a plan saved by --plan-out")
+        return cls.from_json(data)
 
 
 def _wanted(

@@ -54,6 +54,7 @@ async def execute_patch_plan(
     elif plan is None:
         raise InvalidArgumentError("no plan to execute, and no unfinished patch run to resume")
     else:
+        _refuse_replay(store, plan)
         run_id = store.start_run(PATCH, {"plan_created": plan.created.isoformat()})
         store.save_plan(run_id, plan.to_json())
     if on_run is not None:
@@ -122,6 +123,21 @@ async def execute_patch_plan(
         finished = True
     finally:
         store.finish_run(run, "finished" if finished else "interrupted")
+
+
+def _refuse_replay(store: RunStore, plan: PatchPlan) -> None:
+    """Refuse to send a plan again, or beside an unfinished run, in the same journal."""
+    for run in store.runs(PATCH):
+        if run["status"] not in {"finished"}:
+            raise InvalidArgumentError(
+                f"the journal {store.path} holds an unfinished patch run ({run['run_id']}): "
+                "resume it (--resume) so nothing is sent twice, or use a new journal (--store)"
+            )
+        if run["params"].get("plan_created") == plan.created.isoformat():
+            raise InvalidArgumentError(
+                f"this plan was already executed by run {run['run_id']} in {store.path}; "
+                "plan again (a new plan lists only the patches that are still failed)"
+            )
 
 
 def _earlier(

@@ -123,6 +123,14 @@ class RunStore:
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def runs(self, kind: str) -> list[dict[str, Any]]:
+        """Return every run of ``kind``, oldest first: id, status and parameters."""
+        rows = self._db.execute(
+            "SELECT run_id, status, params FROM runs WHERE kind = ? ORDER BY created, rowid",
+            (kind,),
+        )
+        return [{"run_id": r, "status": s, "params": json.loads(p)} for r, s, p in rows]
+
     def run_params(self, run_id: str) -> dict[str, Any]:
         """Return the parameters a run was started with."""
         row = self._db.execute("SELECT params FROM runs WHERE run_id = ?", (run_id,)).fetchone()

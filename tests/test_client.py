@@ -24,9 +24,11 @@ from nsight_async import (
     ActionFailedError,
     AuthenticationError,
     Client,
+    ConfigurationError,
     DeviceAtClient,
     DeviceKind,
     HtmlPageError,
+    HttpStatusError,
     InvalidArgumentError,
     InvalidParameterError,
     MissingParameterError,
@@ -53,6 +55,7 @@ from nsight_async.testing import (
     Simulator,
     SimulatorConfig,
     SimulatorTransport,
+    in_process_client,
 )
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -800,3 +803,48 @@ async def test_rate_limit_wait_is_logged_with_service_and_url(
     assert len(waits) == 1
     assert "list_clients" in waits[0]
     assert "apikey=***" in waits[0], f"no redacted URL in {waits[0]!r}"
+
+
+@pytest.mark.parametrize("bad", ["²", "١٢", "1e3", " ", "-4"])
+async def test_non_ascii_or_odd_ids_fail_before_sending(bad: str) -> None:
+    """Ids that are not plain ASCII digits raise InvalidArgumentError, never a raw ValueError."""
+    sim = Simulator(SimulatedFleet(seed=1, clients=1, devices=2))
+    async with in_process_client(sim) as client:
+        with pytest.raises(InvalidArgumentError):
+            [s async for s in client.list_sites(bad)]  # type: ignore[arg-type]  # testing bad input
+    assert sim.log.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("server", "settings"),
+    [
+        ("https://[::1", {}),
+        (5, {}),
+        ("uk", {"timeout": "x"}),
+        ("uk", {"timeout": -1}),
+        ("uk", {"timeout": 0}),
+        ("uk", {"max_per_minute": float("nan")}),
+        ("uk", {"max_per_minute": float("inf")}),
+    ],
+)
+def test_bad_settings_are_configuration_errors(server: object, settings: dict[str, Any]) -> None:
+    """Malformed URLs, non-string servers and bad timeouts or rates fail at construction."""
+    with pytest.raises(ConfigurationError):
+        NsightClient(server, "key-1234", **settings)  # type: ignore[arg-type]  # testing bad input
+
+
+@respx.mock
+async def test_redirects_are_never_followed_even_if_the_http_client_would() -> None:
+    """A 302 is an error, not a second request carrying the key to the Location."""
+    route = respx.get("https://www.systemmonitor.co.uk/api/").mock(
+        return_value=httpx.Response(302, headers={"Location": "http://elsewhere.invalid/"})
+    )
+    other = respx.get("http://elsewhere.invalid/").mock(return_value=httpx.Response(200))
+    async with (
+        httpx.AsyncClient(follow_redirects=True) as http,
+        NsightClient("uk", "key-1234", http_client=http, max_per_minute=None) as c,
+    ):
+        with pytest.raises(HttpStatusError):
+            [x async for x in c.list_clients()]
+    assert route.call_count == 1
+    assert other.call_count == 0

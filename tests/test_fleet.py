@@ -405,3 +405,15 @@ async def test_walk_keeps_to_the_rate_limit_and_uses_it() -> None:
     achieved = (len(times) - 1) / (times[-1] - times[0]) * 60.0
     assert achieved >= 0.95 * 60, achieved
     assert achieved <= 60.0
+
+
+@pytest.mark.parametrize("max_at_once", [1, 2, 3])
+async def test_tiny_concurrency_walks_the_whole_fleet_without_deadlock(max_at_once: int) -> None:
+    """With one to three slots, listings never hold a slot the workers need: the walk ends."""
+    fleet = make_fleet(clients=3, devices=150)
+    sim = Simulator(fleet)
+    async with connect(sim, max_at_once=max_at_once) as client:
+        outcomes = await asyncio.wait_for(
+            walk(Fleet(client), session_counter(client), skip=mob_off), timeout=30
+        )
+    assert len(outcomes) == fleet.n_devices

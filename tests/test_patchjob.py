@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from nsight_async import (
     DeviceKind,
     Filters,
+    InvalidArgumentError,
     InvalidParameterError,
     PatchPlan,
     PatchStatus,
@@ -203,3 +204,27 @@ def test_split_ids_default_budget_for_a_long_list() -> None:
     assert all(len(",".join(map(str, c))) <= MAX_IDS_CHARS for c in chunks)
     assert split_ids([1, 2, 3]) == [[1, 2, 3]]
     assert split_ids([]) == []
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "[]", '{"created": "2026-01-01T00:00:00+00:00"}', '{"created": 5, "items": []}'],
+)
+def test_a_broken_plan_file_is_an_invalid_argument(tmp_path: Path, content: str) -> None:
+    """A truncated or hand-broken plan file raises InvalidArgumentError, not a raw error."""
+    path = tmp_path / "plan.json"
+    path.write_text(content, "utf-8")
+    with pytest.raises(InvalidArgumentError):
+        PatchPlan.load(path)
+
+
+async def test_a_plan_listing_a_device_twice_is_refused(tmp_path: Path) -> None:
+    """Two items for one device would collide in the journal, so loading refuses them."""
+    sim = Simulator(make_fleet(clients=2, devices=30))
+    async with connect(sim) as client:
+        plan = await plan_patch_retry(client)
+    assert plan.items
+    data = plan.to_json()
+    data["items"].append(data["items"][0])
+    with pytest.raises(InvalidArgumentError, match="twice"):
+        PatchPlan.from_json(data)

@@ -352,3 +352,30 @@ async def test_nothing_to_execute_is_an_argument_error(tmp_path: Path) -> None:
         with RunStore(tmp_path / "j.sqlite") as store, pytest.raises(InvalidArgumentError):
             await execute(client, None, store=store, resume=True)
     assert sim.log.count("patch_retry") == 0
+
+
+async def test_replaying_a_plan_in_the_same_journal_is_refused(tmp_path: Path) -> None:
+    """A plan already executed in a journal is refused there, before anything is sent."""
+    sim = make_sim()
+    plan = await make_plan(sim)
+    with RunStore(tmp_path / "journal.sqlite") as store:
+        async with connect(sim) as client:
+            await execute(client, plan, store=store)
+            sent = len(sim.log.patch_retry_sends())
+            with pytest.raises(InvalidArgumentError, match="already executed"):
+                await execute(client, plan, store=store)
+    assert len(sim.log.patch_retry_sends()) == sent
+
+
+async def test_a_new_run_beside_an_unfinished_one_is_refused(tmp_path: Path) -> None:
+    """Starting over instead of resuming is refused, so calls in flight are never resent."""
+    sim = make_sim()
+    plan = await make_plan(sim)
+    with RunStore(tmp_path / "journal.sqlite") as store:
+        async with connect(sim) as client:
+            await stop_after(execute_patch_plan(client, plan, store=store), 2)
+            sent = len(sim.log.patch_retry_sends())
+            replan = await plan_patch_retry(client)
+            with pytest.raises(InvalidArgumentError, match="unfinished patch run"):
+                await execute(client, replan, store=store)
+    assert len(sim.log.patch_retry_sends()) == sent

@@ -257,6 +257,7 @@ def _print_outcome(o: PatchOutcome, out: Console) -> None:
 
 async def listing_command(args: argparse.Namespace, out: Console, err: Console) -> int:
     """``clients``, ``sites``, ``devices``, ``patches``, ``sessions``."""
+    failures = 0
     async with connect(args) as client:
         records: list[Any]
         if args.command == "clients":
@@ -271,13 +272,14 @@ async def listing_command(args: argparse.Namespace, out: Console, err: Console) 
             records = []
             async for item in Fleet(client, filters=_filters(args)).devices():
                 if isinstance(item, ClientFailure):
+                    failures += 1
                     err.print(
                         f"[red]client {item.client.name} could not be listed:[/] {item.error}"
                     )
                 else:
                     records.append(item)
     write_records(records, args.format, sys.stdout, out)
-    return EXIT_OK
+    return EXIT_INCOMPLETE if failures else EXIT_OK
 
 
 async def call_command(args: argparse.Namespace, out: Console, err: Console) -> int:
