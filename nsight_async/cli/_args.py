@@ -191,37 +191,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: send again calls whose outcome is unknown (check first!)",
     )  # fmt: skip
 
+    # name, help, description, example, positional id (None for none)
     listings = (
-        ("clients", "list clients", "nsight-async clients --format csv > clients.csv"),
-        ("devices", "list devices (all clients)", "nsight-async devices --type server"),
-    )
-    for name, what, example in listings:
-        p = add(name, what, f"{what.capitalize()}.\n\nexample: {example}")
+        ("clients", "list clients", "List clients.",
+         "nsight-async clients --format csv > clients.csv", None),
+        ("devices", "list devices (all clients)", "List devices of every client.",
+         "nsight-async devices --type server", None),
+        ("sites", "list a client's sites", "List the sites of a client.",
+         "nsight-async sites 123 --format json", "client_id"),
+        ("patches", "list a device's patches", "List every patch on a device.",
+         "nsight-async patches 4567 --format csv", "device_id"),
+        ("sessions", "list a device's backup sessions",
+         "List a device's Backup & Recovery (MOB) sessions.",
+         "nsight-async sessions 4567 --format jsonl", "device_id"),
+    )  # fmt: skip
+    for name, what, description, example, ident in listings:
+        p = add(name, what, f"{description}\n\nexample: {example}")
+        if ident is not None:
+            p.add_argument(ident, type=int, metavar=ident.upper())
         _format(p)
         if name == "devices":
             _filters(p)
-    p = add(
-        "sites",
-        "list a client's sites",
-        "List the sites of a client.\n\nexample: nsight-async sites 123 --format json",
-    )
-    p.add_argument("client_id", type=int, metavar="CLIENT_ID")
-    _format(p)
-    p = add(
-        "patches",
-        "list a device's patches",
-        "List every patch on a device.\n\nexample: nsight-async patches 4567 --format csv",
-    )
-    p.add_argument("device_id", type=int, metavar="DEVICE_ID")
-    _format(p)
-    p = add(
-        "sessions",
-        "list a device's backup sessions",
-        "List a device's Backup & Recovery (MOB) sessions.\n\n"
-        "example: nsight-async sessions 4567 --format jsonl",
-    )
-    p.add_argument("device_id", type=int, metavar="DEVICE_ID")
-    _format(p)
     p = add(
         "call",
         "call any service",
