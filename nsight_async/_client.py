@@ -266,25 +266,26 @@ class NsightClient:
         while True:
             attempt += 1
             parser = parser_for(service, params, describe=describe, generic=generic)
-            seen = 0
+            skip, seen = yielded, 0  # a resumed attempt skips what the consumer already has
+            # One chunk of look-ahead: a chunk's records go out once the next chunk has
+            # arrived, so the last ones go out after the response is closed and its
+            # governor slot is free. A consumer that makes calls inside the loop (nested
+            # listings) then never waits on a slot its own stream holds, for any body
+            # that fits in one chunk; longer bodies still stream.
+            held: list[Any] = []
             try:
                 async with self._transport.open(service, params, write=write) as response:
                     async for chunk in response.chunks():
-                        for record in parser.feed(chunk):
-                            seen += 1
-                            if seen > yielded:
-                                yield record
-                                yielded, last = seen, record
-                            elif seen == yielded:
-                                _check_resume(service, record, last, yielded)
-                    for record in parser.close():
-                        seen += 1
-                        if seen > yielded:
+                        for record in held:
                             yield record
-                            yielded, last = seen, record
-                        elif seen == yielded:
-                            _check_resume(service, record, last, yielded)
-                if seen < yielded:
+                            yielded, last = yielded + 1, record
+                        held, seen = _fresh(service, parser.feed(chunk), seen, skip, last)
+                    more, seen = _fresh(service, parser.close(), seen, skip, last)
+                    held += more
+                for record in held:
+                    yield record
+                    yielded, last = yielded + 1, record
+                if seen < skip:
                     raise ResumeError(
                         f"{service}: a retried call returned {seen} records, fewer than the "
                         f"{yielded} already yielded; the list changed, so it cannot be resumed",
@@ -341,6 +342,25 @@ class NsightClient:
             device_id=int(device) if device and device.isdigit() else None,
         )
         return error
+
+
+def _fresh(
+    service: str, records: list[Any], seen: int, skip: int, last: object
+) -> tuple[list[Any], int]:
+    """Return the records past the first ``skip`` of the stream, and the new count seen.
+
+    The record at position ``skip`` must equal ``last`` (the last one the consumer
+    got before the stream broke), or the list changed and cannot be resumed.
+    """
+    if seen + len(records) <= skip:
+        if seen + len(records) == skip and records:
+            _check_resume(service, records[-1], last, skip)
+        return [], seen + len(records)
+    if seen < skip:
+        _check_resume(service, records[skip - seen - 1], last, skip)
+        records = records[skip - seen :]
+        seen = skip
+    return records, seen + len(records)
 
 
 def _check_resume(service: str, record: object, last: object, yielded: int) -> None:

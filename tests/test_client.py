@@ -8,6 +8,7 @@ its clock instead of waiting.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import AsyncIterator, Iterator
@@ -848,3 +849,19 @@ async def test_redirects_are_never_followed_even_if_the_http_client_would() -> N
             [x async for x in c.list_clients()]
     assert route.call_count == 1
     assert other.call_count == 0
+
+
+async def test_nested_listings_finish_with_a_single_slot() -> None:
+    """Calls inside a listing loop never wait on the slot the outer one-chunk stream holds."""
+    sim = Simulator(SimulatedFleet(seed=3, clients=3, devices=12))
+    async with in_process_client(sim, max_at_once=1) as client:
+
+        async def walk() -> int:
+            count = 0
+            async for c in client.list_clients():
+                async for _ in client.list_devices_at_client(c.client_id, "server"):
+                    count += 1
+            return count
+
+        count = await asyncio.wait_for(walk(), timeout=10)
+    assert count == sum(1 for d in sim.fleet.iter_devices() if d.kind == "server")

@@ -79,9 +79,19 @@ def _measured(chunks: Iterator[bytes]) -> tuple[Iterator[bytes], int | None]:
 
 
 def _truncated(chunks: Iterator[bytes], length: int | None) -> Iterator[bytes]:
-    """Keep the first half of a whole body, or the first chunk of a streamed one."""
+    """Keep the first half of a whole body; of a streamed one, the first chunk and a half.
+
+    Cutting a streamed body inside its second chunk means a client has received
+    whole chunks (and may have handed records on) before the connection drops.
+    """
     first = next(chunks, b"")
-    yield first[: len(first) // 2] if length is not None else first
+    if length is not None:
+        yield first[: len(first) // 2]
+        return
+    yield first
+    second = next(chunks, None)
+    if second:
+        yield second[: len(second) // 2]
 
 
 @attrs.define(init=False)
