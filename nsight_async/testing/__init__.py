@@ -31,7 +31,7 @@ from nsight_async.testing._config import SIMULATOR_API_KEY, RateLimitMode, Simul
 from nsight_async.testing._connect import in_process_client
 from nsight_async.testing._faults import Fault, FaultContext
 from nsight_async.testing._fleet import ClientInfo, DeviceInfo, DeviceKind, SimulatedFleet, SiteInfo
-from nsight_async.testing._history import MobSession, Patch
+from nsight_async.testing._history import SimPatch, SimSession
 from nsight_async.testing._log import RequestLog, RequestLogEntry
 from nsight_async.testing._run import run_simulator, serve_forever, serve_in_thread
 from nsight_async.testing._server import SimulatorServer
@@ -46,12 +46,12 @@ __all__ = [
     "Fault",
     "FaultContext",
     "InstantTime",
-    "MobSession",
-    "Patch",
     "RateLimitMode",
     "RequestLog",
     "RequestLogEntry",
+    "SimPatch",
     "SimResponse",
+    "SimSession",
     "SimulatedFleet",
     "Simulator",
     "SimulatorConfig",

@@ -40,7 +40,7 @@ from nsight_async.testing._faults import (
     html_error_page,
 )
 from nsight_async.testing._fleet import SimulatedFleet
-from nsight_async.testing._history import Patch
+from nsight_async.testing._history import SimPatch
 from nsight_async.testing._log import RequestLog, RequestLogEntry
 from nsight_async.testing._services import InvalidRequest, run_service
 from nsight_async.testing._xml import chunked, created_stamp, escape, fail_document, open_result
@@ -146,7 +146,7 @@ class Simulator:
         """Sleep with the injected sleep (used by the servings for stalls)."""
         await self._sleep(seconds)
 
-    def patches(self, device_id: int) -> list[Patch]:
+    def patches(self, device_id: int) -> list[SimPatch]:
         """Return a device's patches in their current state (after retries)."""
         state = self._patch_state.get(device_id, {})
         return [

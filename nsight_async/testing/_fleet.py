@@ -20,9 +20,9 @@ import attrs
 
 from nsight_async.testing import _vocab
 from nsight_async.testing._history import (
-    MobSession,
-    Patch,
     SessionRow,
+    SimPatch,
+    SimSession,
     generate_patches,
     iter_session_rows,
 )
@@ -320,9 +320,9 @@ class SimulatedFleet:
             patch=bool(flags & _PATCH_BIT),
         )
 
-    def sessions(self, device_id: int) -> Iterator[MobSession]:
+    def sessions(self, device_id: int) -> Iterator[SimSession]:
         """Yield a device's backup sessions, oldest first (none unless ``mob=1``)."""
-        return (MobSession.from_row(row) for row in self.session_rows(device_id))
+        return (SimSession.from_row(row) for row in self.session_rows(device_id))
 
     def session_rows(self, device_id: int) -> Iterator[SessionRow]:
         """Yield a device's sessions as tuples (epoch seconds), the renderer's fast path."""
@@ -334,7 +334,7 @@ class SimulatedFleet:
             seed=self.seed, device_id=device_id, now=self.now, days=self.history_days, count=count
         )
 
-    def patches(self, device_id: int) -> list[Patch]:
+    def patches(self, device_id: int) -> list[SimPatch]:
         """Return a device's patches as first generated (none unless ``patch=1``)."""
         device = self.device(device_id)
         if device is None or not device.patch:

@@ -40,7 +40,7 @@ _HEALTHY_CUMULATIVE = tuple(
 
 
 @attrs.frozen(kw_only=True)
-class MobSession:
+class SimSession:
     """One Backup & Recovery session, as the fields of ``list_mob_sessions`` (bytes, UTC)."""
 
     session_id: int
@@ -61,7 +61,7 @@ class MobSession:
     status: str
 
     @classmethod
-    def from_row(cls, row: SessionRow) -> MobSession:
+    def from_row(cls, row: SessionRow) -> SimSession:
         """Build a session from a generator row (epoch seconds become aware UTC datetimes)."""
         return cls(
             session_id=row[0],
@@ -84,7 +84,7 @@ class MobSession:
 
 
 @attrs.frozen(kw_only=True)
-class Patch:
+class SimPatch:
     """One patch of ``patch_list_all``; ``status`` is the vendor code (1, 2, 4, 8, 16, 64)."""
 
     patchid: int
@@ -199,14 +199,14 @@ def iter_session_rows(
 
 def iter_sessions(
     *, seed: str, device_id: int, now: datetime, days: int, count: int | None = None
-) -> Iterator[MobSession]:
-    """Yield a device's sessions oldest first, as `MobSession` records (ground truth)."""
+) -> Iterator[SimSession]:
+    """Yield a device's sessions oldest first, as `SimSession` records (ground truth)."""
     rows = iter_session_rows(seed=seed, device_id=device_id, now=now, days=days, count=count)
     for row in rows:
-        yield MobSession.from_row(row)
+        yield SimSession.from_row(row)
 
 
-def generate_patches(*, seed: str, device_id: int, now: datetime) -> list[Patch]:
+def generate_patches(*, seed: str, device_id: int, now: datetime) -> list[SimPatch]:
     """Return a patch-enabled device's patches; every status code appears at least once."""
     rng = random.Random(f"{seed}:patch:{device_id}")
     n = rng.randint(6, 30)
@@ -221,7 +221,7 @@ def generate_patches(*, seed: str, device_id: int, now: datetime) -> list[Patch]
         installed = released + timedelta(days=rng.randint(0, 30), seconds=rng.randint(0, 86399))
         title = template.format(month=released.strftime("%Y-%m"), kb=5_000_000 + patchid)
         patches.append(
-            Patch(
+            SimPatch(
                 patchid=patchid,
                 policy=rng.choice((1, 2, 4, 65, 66, 68)),
                 status=status,

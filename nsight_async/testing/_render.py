@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from nsight_async.testing import _vocab
 from nsight_async.testing._fleet import DeviceInfo, DeviceKind, SimulatedFleet
-from nsight_async.testing._history import Patch, SessionRow
+from nsight_async.testing._history import SessionRow, SimPatch
 from nsight_async.testing._xml import XML_DECL_LATIN1, element, open_result
 
 _FMT = "%Y-%m-%d %H:%M:%S"
@@ -236,7 +236,7 @@ def list_mob_sessions(head: str, rows: Iterable[SessionRow]) -> Iterator[str]:
     yield "</result>\n"
 
 
-def patch_list_all(patches: Iterable[Patch]) -> Iterator[str]:
+def patch_list_all(patches: Iterable[SimPatch]) -> Iterator[str]:
     """Yield the bare ISO-8859-1 ``<patches>`` document (no ``<result>``, camelCase fields)."""
     yield XML_DECL_LATIN1 + "<patches>"
     for p in patches:
