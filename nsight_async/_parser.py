@@ -52,7 +52,7 @@ _CONTEXT = 2
 _ERROR = 3
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, eq=False)  # hashed by identity: its layout is cached per shape
 class Shape(Generic[T]):
     """What one response shape looks like: its roots, records and context."""
 
@@ -90,9 +90,7 @@ class StreamParser(Generic[T]):
         self.records_emitted = 0
         self.bytes_fed = 0
         self._shape = shape
-        self._kinds, self._containers = _layout(
-            frozenset(shape.records), shape.contexts, shape.roots
-        )
+        self._kinds, self._containers = _layout(shape)
         self._pull: XMLPullParser[Element] = XMLPullParser(events=("start",))
         self._guard = PrologGuard(service)
         self._root: Element | None = None
@@ -303,17 +301,13 @@ class StreamParser(Generic[T]):
 
 
 @functools.lru_cache(maxsize=256)
-def _layout(
-    records: frozenset[tuple[str, ...]],
-    contexts: frozenset[tuple[str, ...]],
-    roots: frozenset[str],
-) -> tuple[dict[tuple[str, ...], int], frozenset[tuple[str, ...]]]:
-    """Each special path's kind, and the paths records live under (computed once per shape)."""
-    kinds: dict[tuple[str, ...], int] = dict.fromkeys(records, _RECORD)
-    kinds.update(dict.fromkeys(contexts, _CONTEXT))
-    for root in {"result", *roots}:
+def _layout(shape: Shape[Any]) -> tuple[dict[tuple[str, ...], int], frozenset[tuple[str, ...]]]:
+    """Each special path's kind, and the paths records live under (once per shape)."""
+    kinds: dict[tuple[str, ...], int] = dict.fromkeys(shape.records, _RECORD)
+    kinds.update(dict.fromkeys(shape.contexts, _CONTEXT))
+    for root in {"result", *shape.roots}:
         kinds[(root, "error")] = _ERROR
-    containers = {path[:i] for path in kinds for i in range(1, len(path))} | contexts
+    containers = {path[:i] for path in kinds for i in range(1, len(path))} | shape.contexts
     return kinds, frozenset(containers)
 
 
