@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import httpx
 
+from ._arguments import check_id, check_param, check_patch_ids, check_service_name
 from ._backends import AiohttpBackend, Backend, HttpxBackend
 from ._config import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -178,15 +179,15 @@ class NsightClient:
 
     def list_sites(self, client_id: int) -> AsyncGenerator[Site]:
         """Yield the sites of a client."""
-        return self._records("list_sites", {"clientid": _id("client_id", client_id)})
+        return self._records("list_sites", {"clientid": check_id("client_id", client_id)})
 
     def list_servers(self, site_id: int) -> AsyncGenerator[Device]:
         """Yield the servers at a site."""
-        return self._records("list_servers", {"siteid": _id("site_id", site_id)})
+        return self._records("list_servers", {"siteid": check_id("site_id", site_id)})
 
     def list_workstations(self, site_id: int) -> AsyncGenerator[Device]:
         """Yield the workstations at a site."""
-        return self._records("list_workstations", {"siteid": _id("site_id", site_id)})
+        return self._records("list_workstations", {"siteid": check_id("site_id", site_id)})
 
     def list_devices_at_client(
         self, client_id: int, device_type: DeviceKind | str
@@ -199,16 +200,16 @@ class NsightClient:
             raise InvalidArgumentError(
                 f"unknown device_type {device_type!r}: use one of {choices}"
             ) from None
-        params = {"clientid": _id("client_id", client_id), "devicetype": kind.value}
+        params = {"clientid": check_id("client_id", client_id), "devicetype": kind.value}
         return self._records("list_devices_at_client", params)
 
     def patch_list_all(self, device_id: int) -> AsyncGenerator[Patch]:
         """Yield every patch known on a device."""
-        return self._records("patch_list_all", {"deviceid": _id("device_id", device_id)})
+        return self._records("patch_list_all", {"deviceid": check_id("device_id", device_id)})
 
     def list_mob_sessions(self, device_id: int) -> AsyncGenerator[MobSession]:
         """Yield a device's Backup & Recovery sessions (its whole history)."""
-        return self._records("list_mob_sessions", {"deviceid": _id("device_id", device_id)})
+        return self._records("list_mob_sessions", {"deviceid": check_id("device_id", device_id)})
 
     async def patch_retry(self, device_id: int, patch_ids: Iterable[int]) -> PatchRetryResult:
         """Retry patches on a device: a write, sent at most once.
@@ -218,15 +219,15 @@ class NsightClient:
                 no answer came back; check ``patch_list_all`` before resending.
             ActionFailedError: the server refused the action.
         """
-        ids = _patch_ids(patch_ids)
-        params = {"deviceid": _id("device_id", device_id), "patchids": ",".join(map(str, ids))}
+        ids = check_patch_ids(patch_ids)
+        params = {"deviceid": check_id("device_id", device_id), "patchids": ",".join(map(str, ids))}
         results = [r async for r in self._run("patch_retry", params, write=True)]
         result: PatchRetryResult = results[0]
         return result
 
     async def describe(self, service: str) -> ServiceDescription:
         """Return a service's ``describe=true`` description."""
-        _service_name(service)
+        check_service_name(service)
         results = [r async for r in self._run(service, {"describe": "true"}, describe=True)]
         description: ServiceDescription = results[0]
         return description
@@ -237,10 +238,10 @@ class NsightClient:
         Only for reads: a write through ``call`` would lose the write safeguards,
         so ``patch_retry`` must go through :meth:`patch_retry`.
         """
-        _service_name(service)
+        check_service_name(service)
         if service == "patch_retry":
             raise InvalidArgumentError("use patch_retry() for writes, not call()")
-        query = {k: _param(k, v) for k, v in params.items()}
+        query = {k: check_param(k, v) for k, v in params.items()}
         results = [r async for r in self._run(service, query, generic=True)]
         document: dict[str, Any] = results[0]
         return document
@@ -371,36 +372,3 @@ def _check_resume(service: str, record: object, last: object, yielded: int) -> N
             service=service,
             records_yielded=yielded,
         )
-
-
-def _id(name: str, value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise InvalidArgumentError(f"{name} must be a positive integer id, got {value!r}")
-    text = str(value).strip()
-    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive integer id, got {value!r}")
-    return str(int(text))
-
-
-def _patch_ids(patch_ids: Iterable[int]) -> list[int]:
-    if isinstance(patch_ids, str | bytes):
-        raise InvalidArgumentError("patch_ids must be a list of integer ids, not a string")
-    ids = [int(_id("patch id", p)) for p in patch_ids]
-    if not ids:
-        raise InvalidArgumentError("patch_ids is empty: give at least one patch id to retry")
-    return list(dict.fromkeys(ids))
-
-
-def _service_name(service: str) -> None:
-    if not isinstance(service, str) or not service.replace("_", "").isalnum():
-        raise InvalidArgumentError(f"not a service name: {service!r}")
-
-
-def _param(name: str, value: object) -> str:
-    if name.lower() in {"apikey", "service"}:
-        raise InvalidArgumentError(f"{name!r} is set by the client, not passed as a parameter")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
