@@ -9,9 +9,11 @@ the fleet. No I/O here: the fleet crawler feeds it.
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -160,6 +162,31 @@ class SessionDigest:
         )
 
 
+# -- recorded results (rows as the run store returns them) --------------------------
+
+
+def verdict_of(row: Mapping[str, Any]) -> Health:
+    """Return a recorded row's verdict; a row without a readable one was not audited."""
+    try:
+        return Health(str(row.get("verdict")))
+    except ValueError:
+        return Health.NOT_AUDITED
+
+
+def age_hours(row: Mapping[str, Any]) -> float:
+    """Return a row's hours since its last success; infinite when there never was one."""
+    age = (row.get("detail") or {}).get("last_success_age_hours")
+    return float(age) if isinstance(age, int | float) else math.inf
+
+
+def worst_first(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Sort key, worst first: verdict, oldest last success, most consecutive failures, name."""
+    failures = (row.get("detail") or {}).get("consecutive_failures")
+    failures = failures if isinstance(failures, int) else 0
+    name = str(row.get("device_name") or "").casefold()
+    return (verdict_of(row).rank, -age_hours(row), -failures, name)
+
+
 @attrs.define
 class AuditSummary:
     """Counts of verdicts across the fleet, overall and per client."""
@@ -167,6 +194,14 @@ class AuditSummary:
     by_health: Counter[Health] = attrs.field(factory=Counter)
     by_client: dict[str, Counter[Health]] = attrs.field(factory=dict)
     client_failures: int = 0
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[Mapping[str, Any]]) -> AuditSummary:
+        """Count the verdicts of recorded rows (as the run store returns them)."""
+        summary = cls()
+        for row in rows:
+            summary.add(str(row.get("client_name") or row.get("client_id")), verdict_of(row))
+        return summary
 
     def add(self, client_name: str, health: Health) -> None:
         """Count one device's verdict."""

@@ -21,7 +21,6 @@ drop into an error aiohttp does not retry. httpcore never resends.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -265,8 +264,3 @@ class HttpxBackend:
     async def aclose(self) -> None:
         if self._owned:
             await self._client.aclose()
-
-
-async def _cancel_safe_close(response: RawResponse) -> None:
-    """Close a response even while the surrounding task is being cancelled."""
-    await asyncio.shield(response.close())

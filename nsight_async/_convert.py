@@ -10,14 +10,11 @@ the record's ``extra`` under ``"<field>_raw"`` by the caller.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 #: Text sentinels N-sight uses for "no value".
 SENTINELS = frozenset({"none", "Not Available", "0000-00-00 00:00:00", "0000-00-00"})
 _LOWER_SENTINELS = frozenset(s.lower() for s in SENTINELS)
-
-Converter = Callable[[str], object]
 
 
 class Unreadable(ValueError):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import _svg
-from ._audit import DAILY_DAYS, Health
+from ._audit import DAILY_DAYS, AuditSummary, Health, age_hours, verdict_of, worst_first
 from ._svg import COLOURS, LABELS, esc
 
 #: How many devices the worst-devices table lists, and how many clients the client chart draws.
@@ -64,8 +64,8 @@ def render_audit_report(
         title: The page's heading.
     """
     now = _reference(settings.get("now"), generated)
-    verdicts = [_verdict(row) for row in rows]
-    counts = Counter(verdicts)
+    verdicts = [verdict_of(row) for row in rows]
+    counts = AuditSummary.of_rows(rows).by_health
     parts = [_header(title, generated, now, settings, counts, rows)]
     if rows:
         parts.append(_section("Fleet health", _svg.health_chart(counts)))
@@ -92,13 +92,6 @@ def _reference(value: Any, fallback: datetime) -> datetime:
     except ValueError:
         when = fallback
     return when if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _verdict(row: Mapping[str, Any]) -> Health:
-    try:
-        return Health(str(row.get("verdict")))
-    except ValueError:  # a row recorded without a verdict could not be judged
-        return Health.NOT_AUDITED
 
 
 def _int(value: Any) -> int:
@@ -198,20 +191,9 @@ def _clients_section(rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Healt
     return _section(heading, _svg.clients_chart(shown) + note)
 
 
-def _age_hours(row: Mapping[str, Any]) -> float:
-    """Return hours since the last success; infinite when there never was one."""
-    age = (row.get("detail") or {}).get("last_success_age_hours")
-    return float(age) if isinstance(age, int | float) else math.inf
-
-
 def _worst_section(rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Health]) -> str:
-    def key(pair: tuple[Mapping[str, Any], Health]) -> tuple[Any, ...]:
-        row, health = pair
-        failures = _int((row.get("detail") or {}).get("consecutive_failures"))
-        return (health.rank, -_age_hours(row), -failures, str(row.get("device_name")).casefold())
-
     flagged = [p for p in zip(rows, verdicts, strict=True) if p[1] is not Health.HEALTHY]
-    worst = sorted(flagged, key=key)[:WORST_LIMIT]
+    worst = sorted(flagged, key=lambda pair: worst_first(pair[0]))[:WORST_LIMIT]
     if not worst:
         return _section(
             "Worst devices", '<p class="empty" id="table-worst">All devices are healthy.</p>'
@@ -243,7 +225,7 @@ def _worst_section(rows: Sequence[Mapping[str, Any]], verdicts: Sequence[Health]
 
 def _worst_row(rank: int, row: Mapping[str, Any], health: Health) -> str:
     detail = row.get("detail") or {}
-    age = _age_hours(row)
+    age = age_hours(row)
     last = detail.get("last_success")
     if last:
         ago = "" if age == math.inf else f"<br/><small>{age / 24:.1f} d ago</small>"

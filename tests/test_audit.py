@@ -22,6 +22,7 @@ from nsight_async import (
     SessionStatus,
     SessionType,
 )
+from nsight_async._audit import worst_first
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 OK = SessionStatus.COMPLETED
@@ -280,3 +281,30 @@ def test_summary_counts_overall_and_per_client() -> None:
     assert [h for h, _ in summary.rows()] == list(Health)
     assert dict(summary.rows())[Health.FAILING] == 0
     assert dict(summary.rows())[Health.HEALTHY] == 2
+
+
+def test_summary_of_recorded_rows_counts_every_verdict_and_client() -> None:
+    """of_rows counts store rows per verdict and client; an unreadable verdict is not audited."""
+    rows = [
+        {"client_name": "A", "verdict": "stale"},
+        {"client_name": "A", "verdict": "healthy"},
+        {"client_name": "B", "verdict": "bogus"},
+    ]
+    summary = AuditSummary.of_rows(rows)
+    assert summary.by_health[Health.STALE] == 1
+    assert summary.by_health[Health.NOT_AUDITED] == 1
+    assert summary.by_client["A"][Health.HEALTHY] == 1
+    assert summary.devices == 3
+    assert summary.unhealthy == 1
+
+
+def test_worst_first_orders_by_verdict_then_oldest_success_then_failures() -> None:
+    """The shared sort key puts never before stale, and older or more failing devices first."""
+    rows = [
+        {"device_name": "b", "verdict": "stale", "detail": {"last_success_age_hours": 80}},
+        {"device_name": "a", "verdict": "stale", "detail": {"last_success_age_hours": 200}},
+        {"device_name": "c", "verdict": "never", "detail": None},
+        {"device_name": "d", "verdict": "failing", "detail": {"consecutive_failures": 1}},
+        {"device_name": "e", "verdict": "failing", "detail": {"consecutive_failures": 5}},
+    ]
+    assert [r["device_name"] for r in sorted(rows, key=worst_first)] == ["c", "a", "b", "e", "d"]

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from .._audit import Health
+from .._audit import AuditSummary, Health, verdict_of, worst_first
 from .._serial import jsonable
 
 #: Table columns per record type (the full record goes to json/jsonl/csv).
@@ -129,11 +129,6 @@ def write_audit_file(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
     target.write_text(buffer.getvalue(), "utf-8", newline="")
 
 
-def _badness(row: Mapping[str, Any]) -> tuple[int, float]:
-    age = (row.get("detail") or {}).get("last_success_age_hours")
-    return Health(row["verdict"]).rank, -(age if age is not None else 1e9)
-
-
 _STYLE = {
     Health.NEVER: "bold red",
     Health.STALE: "dark_orange",
@@ -148,7 +143,7 @@ def audit_summary(
     rows: Sequence[Mapping[str, Any]], failures: Sequence[Mapping[str, Any]], console: Console
 ) -> Counter[Health]:
     """Print the summary table, worst first, and the worst devices; return the counts."""
-    counts: Counter[Health] = Counter(Health(r["verdict"]) for r in rows)
+    counts = AuditSummary.of_rows(rows).by_health
     table = Table(title="Backup audit", header_style="bold")
     table.add_column("verdict")
     table.add_column("devices", justify="right")
@@ -162,7 +157,7 @@ def audit_summary(
         )
     table.add_row("[bold]total[/]", str(len(rows)), "")
     console.print(table)
-    worst = sorted((r for r in rows if Health(r["verdict"]).unhealthy), key=_badness)[:10]
+    worst = sorted((r for r in rows if verdict_of(r).unhealthy), key=worst_first)[:10]
     if worst:
         t = Table(title="Worst devices", header_style="bold")
         for column in ("client", "site", "device", "verdict", "last success", "failures"):
@@ -172,7 +167,7 @@ def audit_summary(
             age = d.get("last_success_age_hours")
             t.add_row(
                 r.get("client_name") or "-", r.get("site_name") or "-", r.get("device_name") or "-",
-                f"[{_STYLE[Health(r['verdict'])]}]{r['verdict']}[/]",
+                f"[{_STYLE[verdict_of(r)]}]{verdict_of(r).value}[/]",
                 "never" if age is None else f"{age / 24:.1f} days ago",
                 str(d.get("consecutive_failures", 0)),
             )  # fmt: skip
