@@ -94,7 +94,9 @@ async def _drain(client: NsightClient, **kw: Any) -> int:
     return n
 
 
-async def _naive_walk(client: NsightClient) -> int:
+async def naive_walk(client: NsightClient) -> int:
+    """The baseline: the walk public clients do (list_sites, then list_servers and
+    list_workstations per site, then list_mob_sessions per device); return devices seen."""
     seen = 0
     async for c in client.list_clients():
         async for site in client.list_sites(c.client_id):
@@ -117,7 +119,7 @@ async def bench_calls(quick: bool) -> dict[str, Any]:
     async with in_process(ours, max_at_once=50) as client:
         audited = await _drain(client)
     async with in_process(naive, max_at_once=50) as client:
-        walked = await _naive_walk(client)
+        walked = await naive_walk(client)
     assert audited == walked == fleet.n_devices
     formula_ours = 1 + 2 * fleet.n_clients + fleet.n_mob_devices
     formula_naive = 1 + fleet.n_clients + 2 * fleet.n_sites + fleet.n_devices

@@ -7,12 +7,12 @@ expected verdicts come from the fleet's ground-truth sessions fed to the pure
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from support import stop_after
 
 from nsight_async import (
     AuditResult,
@@ -44,7 +44,6 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 SETTINGS = AuditSettings(now=NOW)
 URL = "http://127.0.0.1:1"
 FAST_RETRY = RetryPolicy(attempts=8, timeout=None, wait_initial=0.001, wait_max=0.01)
-PROMPT = 3.0
 
 
 connect = in_process_client
@@ -153,29 +152,6 @@ async def test_store_records_every_result_and_finishes_the_run(tmp_path: Path) -
     assert statuses == {"ok": fleet.n_mob_devices, "skipped": fleet.n_devices - fleet.n_mob_devices}
 
 
-async def _stop_after(gen: Any, n: int) -> list[AuditResult]:
-    """Take n results from an audit, then close it (like Ctrl-C between results)."""
-    taken: list[AuditResult] = []
-    async for item in gen:
-        taken.append(item)
-        if len(taken) == n:
-            break
-    closing = asyncio.ensure_future(gen.aclose())
-    done, _ = await asyncio.wait([closing], timeout=PROMPT)
-    if not done:  # unblock the stuck pool so the test fails instead of hanging
-        for _ in range(10):
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task() and task is not closing:
-                    task.cancel()
-            done, _ = await asyncio.wait([closing], timeout=0.2)
-            if done:
-                break
-        with contextlib.suppress(BaseException):
-            closing.result()
-        raise AssertionError("closing the audit midway did not return (the pool hung)")
-    return taken
-
-
 async def test_close_midway_then_resume_records_every_device_once(tmp_path: Path) -> None:
     """Closing the audit midway keeps the store consistent; a resume finishes the rest once."""
     fleet = make_fleet(clients=5, devices=120)
@@ -185,7 +161,7 @@ async def test_close_midway_then_resume_records_every_device_once(tmp_path: Path
     async with connect(sim, max_at_once=300) as client:
         with RunStore(path) as store:
             gen = backup_audit(client, settings=SETTINGS, store=store)
-            first = await _stop_after(gen, 40)
+            first = await stop_after(gen, 40)
             run = store.latest_run("audit")
             assert run is not None
             assert store.done_devices(run) == {r.device.device_id for r in first}
@@ -217,7 +193,7 @@ async def test_close_midway_with_a_backlog_returns_promptly(tmp_path: Path) -> N
     async with connect(sim, max_at_once=4) as client:
         with RunStore(tmp_path / "runs.sqlite") as store:
             gen = backup_audit(client, settings=SETTINGS, store=store)
-            taken = await _stop_after(gen, 5)
+            taken = await stop_after(gen, 5)
             run = store.latest_run("audit")
             assert run is not None
             assert store.done_devices(run) == {r.device.device_id for r in taken}
@@ -229,7 +205,7 @@ async def test_resume_keeps_the_settings_the_run_started_with(tmp_path: Path) ->
     sim = Simulator(fleet)
     async with connect(sim, max_at_once=300) as client:
         with RunStore(tmp_path / "runs.sqlite") as store:
-            await _stop_after(backup_audit(client, settings=SETTINGS, store=store), 5)
+            await stop_after(backup_audit(client, settings=SETTINGS, store=store), 5)
             other = AuditSettings(now=NOW + timedelta(days=30))
             later = results(await audit_all(client, settings=other, store=store, resume=True))
     for r in later:
@@ -284,7 +260,7 @@ async def test_retry_errors_on_resume_audits_failed_devices_again(tmp_path: Path
     sim = Simulator(fleet, config=SimulatorConfig(fault_script=script))
     with RunStore(tmp_path / "runs.sqlite") as store:
         async with connect(sim, max_at_once=300) as client:
-            await _stop_after(backup_audit(client, settings=SETTINGS, store=store), 50)
+            await stop_after(backup_audit(client, settings=SETTINGS, store=store), 50)
             rest = results(await audit_all(client, store=store, resume=True))  # still broken
             run = store.latest_run("audit", unfinished=False)
             assert run is not None

@@ -16,7 +16,6 @@ import csv
 import functools
 import io
 import json
-import logging
 import re
 import shlex
 import signal
@@ -33,6 +32,7 @@ from typing import Any
 
 import attrs
 import pytest
+from support import isolated_cli
 
 from nsight_async import _client
 from nsight_async._config import RetryPolicy
@@ -57,28 +57,9 @@ class Result:
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Run every test in an empty directory, with no NSIGHT_* variables and no user config."""
-    for name in (
-        "NSIGHT_SERVER",
-        "NSIGHT_API_KEY",
-        "NSIGHT_CONFIG",
-        "NSIGHT_MAX_PER_MINUTE",
-        "NSIGHT_MAX_AT_ONCE",
-        "NSIGHT_TIMEOUT",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["nsight-async"])
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    levels = {n: logging.getLogger(n).level for n in ("httpx", "aiohttp")}
-    yield
-    for handler in root.handlers:
-        if handler not in saved[0]:
-            handler.close()
-    root.handlers[:], root.level = saved[0], saved[1]
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
+    with isolated_cli(monkeypatch, tmp_path):
+        yield
 
 
 def _simulator(**config: Any) -> Simulator:

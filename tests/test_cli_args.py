@@ -7,12 +7,12 @@ the first call (typos, bad durations, a missing key, the config file).
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from support import isolated_cli
 
 from nsight_async._version import __version__
 from nsight_async.cli import main
@@ -36,24 +36,8 @@ SUBCOMMANDS = [
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Run every test in an empty directory, with no NSIGHT_* variables and no user config."""
-    for name in (
-        "NSIGHT_SERVER",
-        "NSIGHT_API_KEY",
-        "NSIGHT_CONFIG",
-        "NSIGHT_MAX_PER_MINUTE",
-        "NSIGHT_MAX_AT_ONCE",
-        "NSIGHT_TIMEOUT",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    yield
-    for handler in root.handlers:
-        if handler not in saved[0]:
-            handler.close()
-    root.handlers[:], root.level = saved[0], saved[1]
+    with isolated_cli(monkeypatch, tmp_path):
+        yield
 
 
 def _parse(*argv: str) -> argparse.Namespace:

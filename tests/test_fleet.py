@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from benchmarks.bench_fleet import naive_walk
 from nsight_async import (
     ClientFailure,
     DeviceAtClient,
@@ -78,19 +79,6 @@ def mob_off(device: DeviceAtClient) -> str | None:
 async def walk(fleet: Fleet, work: Any, **kw: Any) -> list[Outcome[Any] | ClientFailure]:
     """Run fleet.map to the end and return every item it yielded."""
     return [o async for o in fleet.map(work, **kw)]
-
-
-async def naive_walk(client: NsightClient) -> int:
-    """Walk clients → sites → servers/workstations → sessions; return devices seen."""
-    seen = 0
-    async for c in client.list_clients():
-        async for site in client.list_sites(c.client_id):
-            for listing in (client.list_servers, client.list_workstations):
-                async for device in listing(site.site_id):
-                    seen += 1
-                    async for _ in client.list_mob_sessions(device.device_id):
-                        pass
-    return seen
 
 
 # -- calls -------------------------------------------------------------------------

@@ -8,8 +8,6 @@ unknown when it may have been applied" are checked against what the server saw.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support import stop_after
 
 from nsight_async import (
     InvalidArgumentError,
@@ -51,7 +50,6 @@ URL = "http://127.0.0.1:1"
 FAST_RETRY = RetryPolicy(attempts=6, timeout=None, wait_initial=0.001, wait_max=0.01)
 #: Faults after which the write may have been applied, so its outcome is unknown.
 AMBIGUOUS = {Fault.RESET_AFTER, Fault.TRUNCATE, Fault.HTTP503}
-PROMPT = 3.0
 
 
 def on_patch_retry(*faults: Fault | None) -> Any:
@@ -107,29 +105,6 @@ async def execute(client: NsightClient, plan: PatchPlan | None, **kw: Any) -> li
 def planned_pairs(plan: PatchPlan) -> list[tuple[int, int]]:
     """Return every (device, patch) the plan retries."""
     return [(i.device.device_id, p) for i in plan.items for p in i.patch_ids]
-
-
-async def stop_after(gen: Any, n: int) -> list[PatchOutcome]:
-    """Take n outcomes, then close the run (like Ctrl-C); fail rather than hang."""
-    taken: list[PatchOutcome] = []
-    async for outcome in gen:
-        taken.append(outcome)
-        if len(taken) == n:
-            break
-    closing = asyncio.ensure_future(gen.aclose())
-    done, _ = await asyncio.wait([closing], timeout=PROMPT)
-    if not done:
-        for _ in range(10):
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task() and task is not closing:
-                    task.cancel()
-            done, _ = await asyncio.wait([closing], timeout=0.2)
-            if done:
-                break
-        with contextlib.suppress(BaseException):
-            closing.result()
-        raise AssertionError("closing the patch run midway did not return (the pool hung)")
-    return taken
 
 
 async def test_each_planned_patch_is_sent_exactly_once() -> None:

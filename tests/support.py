@@ -1,0 +1,68 @@
+"""Helpers shared by several test modules (imported as ``support``; not a conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+#: Seconds a closing run may take before the test calls it hung.
+PROMPT = 3.0
+
+NSIGHT_VARIABLES = (
+    "NSIGHT_SERVER",
+    "NSIGHT_API_KEY",
+    "NSIGHT_CONFIG",
+    "NSIGHT_MAX_PER_MINUTE",
+    "NSIGHT_MAX_AT_ONCE",
+    "NSIGHT_TIMEOUT",
+)
+
+
+async def stop_after(gen: AsyncGenerator[T, Any], n: int) -> list[T]:
+    """Take n items, then close the generator (like Ctrl-C); fail rather than hang."""
+    taken: list[T] = []
+    async for item in gen:
+        taken.append(item)
+        if len(taken) == n:
+            break
+    closing = asyncio.ensure_future(gen.aclose())
+    done, _ = await asyncio.wait([closing], timeout=PROMPT)
+    if not done:  # unblock the stuck pool so the test fails instead of hanging
+        for _ in range(10):
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task() and task is not closing:
+                    task.cancel()
+            done, _ = await asyncio.wait([closing], timeout=0.2)
+            if done:
+                break
+        with contextlib.suppress(BaseException):
+            closing.result()
+        raise AssertionError("closing the run midway did not return (the pool hung)")
+    return taken
+
+
+@contextlib.contextmanager
+def isolated_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Run in an empty directory with no NSIGHT_* variables or user config; restore logging."""
+    for name in NSIGHT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    levels = {n: logging.getLogger(n).level for n in ("httpx", "aiohttp")}
+    yield
+    for handler in root.handlers:
+        if handler not in saved[0]:
+            handler.close()
+    root.handlers[:], root.level = saved[0], saved[1]
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
