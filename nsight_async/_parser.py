@@ -13,6 +13,12 @@ open spine of the tree: every child of an open element except the last is
 complete, so complete records are built, handed out and deleted. Memory stays
 flat however long the document is.
 
+Between records, a :class:`~nsight_async._scan.LevelScanner` reads the
+simple ones straight from the decoded text, so most records never become
+elements at all; expat reads everything else (the prolog, the envelope,
+contexts, errors and any record the scanner does not read exactly), and
+takes over again at the next place where records start (see ``_scan``).
+
 A :class:`Shape` says which element paths are records, which are context
 (the client and site around a ``list_devices_at_client`` device) and what to
 build from the root's own children at the end (an action's ``<msg>``).
@@ -24,8 +30,8 @@ error is raised by the next call, so nothing already received is lost.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+import codecs
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 from xml.etree.ElementTree import Element, XMLPullParser
 from xml.etree.ElementTree import ParseError as _EtParseError
@@ -33,34 +39,17 @@ from xml.etree.ElementTree import ParseError as _EtParseError
 import attrs
 
 from ._convert import lenient_timestamp
-from ._errors import ActionFailedError, ApiError, HtmlPageError, NsightError, ParseError, api_error
+from ._errors import ActionFailedError, ApiError, HtmlPageError, NsightError, ParseError
+from ._expat import TRUNCATION_CODES, Event, Lines, envelope_error, take_events
+from ._layout import ERROR, RECORD, Finisher, Shape, layout
 from ._prolog import PrologGuard
+from ._scan import Fields, LevelScanner, RecordBuilder, codec_of, decoder
 from ._tree import Repeated, element_value, record_fields
 
 T = TypeVar("T")
-
-Fields = dict[str, Any]
-#: Builds a record from the element's name, its children as a dict, and the
-#: collected leaf children of every open ancestor (index = depth - 1).
-RecordBuilder = Callable[[str, Fields, list[Fields]], T]
-#: Builds the results found only at the end (an action's ``<msg>``, a description).
-Finisher = Callable[[str, Fields, Mapping[str, str], bytes], list[T]]
+__all__ = ["Envelope", "Fields", "Finisher", "RecordBuilder", "Shape", "StreamParser"]
 
 _SLICE = 8 * 1024
-_RECORD = 1
-_CONTEXT = 2
-_ERROR = 3
-
-
-@attrs.frozen(kw_only=True, eq=False)  # hashed by identity: its layout is cached per shape
-class Shape(Generic[T]):
-    """What one response shape looks like: its roots, records and context."""
-
-    roots: frozenset[str]
-    records: Mapping[tuple[str, ...], RecordBuilder[T]] = attrs.field(factory=dict)
-    contexts: frozenset[tuple[str, ...]] = frozenset()
-    finish: Finisher[T] | None = None
-    keep_bytes: bool = False  # the generic dict view re-reads the whole (small) document
 
 
 @attrs.frozen(kw_only=True)
@@ -82,16 +71,25 @@ class Envelope:
 
 
 class StreamParser(Generic[T]):
-    """Incremental parser: ``feed(bytes) -> records``, ``close() -> records``."""
+    """Incremental parser: ``feed(bytes) -> records``, ``close() -> records``.
 
-    def __init__(self, shape: Shape[T], *, service: str) -> None:
+    ``scan=False`` reads every record through expat's elements (the scanner's
+    reference, for differential tests); the results are the same either way.
+    """
+
+    def __init__(self, shape: Shape[T], *, service: str, scan: bool = True) -> None:
         self.service = service
         self.envelope: Envelope | None = None
         self.records_emitted = 0
         self.bytes_fed = 0
         self._shape = shape
-        self._kinds, self._containers = _layout(shape)
-        self._pull: XMLPullParser[Element] = XMLPullParser(events=("start",))
+        self._layout = layout(shape)
+        self._kinds, self._containers = self._layout.kinds, self._layout.containers
+        scans = scan and self._layout.boundary is not None
+        self._scans = scans
+        self._pull: XMLPullParser[Element] = XMLPullParser(
+            events=("start", "end") if scans else ("start",)
+        )
         self._guard = PrologGuard(service)
         self._root: Element | None = None
         self._root_fields: Fields = {}
@@ -100,6 +98,13 @@ class StreamParser(Generic[T]):
         self._out: list[T] = []
         self._error: NsightError | None = None
         self._closed = False
+        # The text route (set once the prolog is read): decoded text not yet read.
+        self._codec: str | None = None
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._text = ""
+        self._pos = 0
+        self._scanner: LevelScanner[T] | None = None
+        self._lines = Lines()
 
     def feed(self, data: bytes) -> list[T]:
         """Parse more bytes; return the records they completed (maybe none)."""
@@ -110,22 +115,7 @@ class StreamParser(Generic[T]):
         self.bytes_fed += len(data)
         if self._kept is not None:
             self._kept.append(data)
-        if len(data) <= _SLICE:
-            return self._step(data, final=False)
-        # Parse in slices: the elements of one slice are freed before the next is
-        # parsed, so fewer than the garbage collector's 700-allocation threshold
-        # are ever alive at once. Fed whole, a 64 KiB chunk triggered ~1,100
-        # collections per 20 MB; sliced, one (and 20% less CPU).
-        out: list[T] = []
-        for start in range(0, len(data), _SLICE):
-            try:
-                out += self._step(data[start : start + _SLICE], final=False)
-            except NsightError:
-                if not out:
-                    raise
-            if self._error is not None:
-                break  # records first; the error is raised by the next call
-        return out
+        return self._step(data, final=False)
 
     def close(self) -> list[T]:
         """Finish the document; return the last records or raise if it is incomplete."""
@@ -140,21 +130,25 @@ class StreamParser(Generic[T]):
 
     def _step(self, data: bytes, *, final: bool) -> list[T]:
         try:
-            try:
-                if not self._guard.done:
-                    self._guard.feed(data, final=final)
-                    if not self._guard.done and not final:
-                        # Nothing reaches expat before the prolog is cleared, so where
-                        # the body was split cannot change which error is raised.
-                        return []
-                    data = self._guard.head  # everything held back so far
-                if data:
-                    self._pull.feed(data)
-                if final:
-                    self._pull.close()
-            finally:
-                self._drain(final=False)
+            if not self._guard.done:
+                self._guard.feed(data, final=final)
+                if not self._guard.done and not final:
+                    # Nothing reaches expat before the prolog is cleared, so where
+                    # the body was split cannot change which error is raised.
+                    return []
+                data = self._guard.head  # everything held back so far
+                if self._scans and self._guard.done:
+                    self._codec = codec_of(data)
+                    self._decoder = decoder(self._codec) if self._codec else None
+            if self._decoder is not None:
+                self._read_text(data, final)
+            elif data:
+                self._to_expat(data)
             if final:
+                try:
+                    self._pull.close()
+                finally:
+                    self._drain()
                 self._finish()
         except NsightError as exc:
             if exc.service is None:  # raised by a record builder, which knows no service
@@ -178,15 +172,100 @@ class StreamParser(Generic[T]):
                 raise self._error
         return out
 
-    def _drain(self, *, final: bool) -> None:
-        first, error = _take_events(self._pull)
+    def _read_text(self, data: bytes, final: bool) -> None:
+        """Decode, then alternate: the scanner reads records, expat the rest."""
+        assert self._decoder is not None
+        assert self._codec is not None
+        pending = self._decoder.getstate()[0]
+        try:
+            text = self._decoder.decode(data, final)
+        except UnicodeDecodeError:
+            # Not valid text: expat reads the rest as bytes and reports where.
+            rest = self._text[self._pos :].encode(self._codec) + pending + data
+            self._decoder, self._scanner, self._text, self._pos = None, None, "", 0
+            self._to_expat(rest)
+            return
+        text = self._text[self._pos :] + text if self._pos < len(self._text) else text
+        pos = 0
+        find = self._layout.boundary.search  # type: ignore[union-attr]  # set when decoding
+        try:
+            while True:
+                if self._scanner is not None:
+                    start = pos
+                    pos = self._scanner.scan(text, pos, self._out)
+                    self._lines.skip(text, start, pos)
+                    self._scanner = None
+                found = find(text, pos)
+                end = found.end() if found is not None else len(text)
+                if end > pos:
+                    self._lines.expat(text, pos, end)
+                    last = self._to_expat(text[pos:end].encode(self._codec))
+                    pos = end
+                    if found is not None:
+                        self._scanner = self._scanner_after(last)
+                if found is None:
+                    break
+        finally:
+            self._text, self._pos = text, pos
+
+    def _to_expat(self, data: bytes) -> Event | None:
+        """Feed expat in slices; return the last parse event.
+
+        The elements of one slice are freed before the next is parsed, so fewer
+        than the garbage collector's 700-allocation threshold are ever alive at
+        once. Fed whole, a 64 KiB chunk triggered ~1,100 collections per 20 MB.
+        """
+        last = None
+        for start in range(0, len(data), _SLICE):
+            self._pull.feed(data[start : start + _SLICE])
+            last = self._drain()
+        return last
+
+    def _drain(self) -> Event | None:
+        first, last, error = take_events(self._pull)
         if self._root is None and first is not None:
             self._start_root(first)
         if self._root is not None:
             # Records completed before a syntax error still come out first.
-            self._walk(self._root, (self._root.tag,), self._root_fields, [], final)
+            self._walk(self._root, (self._root.tag,), self._root_fields, [], False)
         if error is not None:
             raise error
+        return last
+
+    def _scanner_after(self, last: Event | None) -> LevelScanner[T] | None:
+        """A scanner for the records that may follow, if expat stopped between records."""
+        if last is None or self._root is None:
+            return None
+        spine = self._spine()
+        parent, path, fields = spine[-1]
+        builders = self._layout.levels.get(path)
+        if builders is None:
+            return None
+        ancestors = [f for _, _, f in spine]
+        event, element = last
+        if event == "end":  # a record just closed: the walk left it, thinking it open
+            if len(parent) == 0 or parent[-1] is not element or element.tag not in builders:
+                return None
+            self._complete_child(element, path, fields, ancestors)
+            del parent[-1]
+        elif element is not parent:
+            return None
+        return LevelScanner(builders, ancestors, self._layout.learned.setdefault(path, []))
+
+    def _spine(self) -> list[tuple[Element, tuple[str, ...], Fields]]:
+        """The open elements the walk descends into, root first."""
+        assert self._root is not None
+        element: Element = self._root
+        path: tuple[str, ...] = (self._root.tag,)
+        spine: list[tuple[Element, tuple[str, ...], Fields]] = [(element, path, self._root_fields)]
+        while len(element):
+            child = element[-1]
+            child_path = (*path, child.tag)
+            if child_path not in self._containers:
+                break
+            element, path = child, child_path
+            spine.append((element, path, self._fields_of(element, len(path))))
+        return spine
 
     def _walk(
         self,
@@ -217,11 +296,11 @@ class StreamParser(Generic[T]):
     ) -> None:
         child_path = (*path, child.tag)
         kind = self._kinds.get(child_path, 0)
-        if kind == _RECORD:
-            build = self._shape.records[child_path]
+        if kind == RECORD:
+            build = self._shape.records[child_path].build
             self._out.append(build(child.tag, record_fields(child), ancestors))
-        elif kind == _ERROR:
-            raise _envelope_error(element_value(child), self.service)
+        elif kind == ERROR:
+            raise envelope_error(element_value(child), self.service)
         elif child_path in self._containers:  # <items>, or a context such as <client>
             held = self._fields_of(child, len(child_path))
             self._walk(child, child_path, held, ancestors, True)
@@ -259,7 +338,6 @@ class StreamParser(Generic[T]):
         self.envelope = Envelope(root=root.tag, attributes=dict(root.attrib))
 
     def _finish(self) -> None:
-        self._drain(final=True)
         if self._root is not None:
             self._walk(self._root, (self._root.tag,), self._root_fields, [], True)
         envelope = self.envelope
@@ -288,73 +366,14 @@ class StreamParser(Generic[T]):
                 f"{self.service}: the response is not XML (it starts with {snippet!r})",
                 service=self.service,
             )
-        if final and exc.code in _TRUNCATION_CODES:
+        if final and exc.code in TRUNCATION_CODES:
             return ParseError(
                 f"{self.service}: the response was cut off after {self.bytes_fed} bytes "
                 f"({self.records_emitted + len(self._out)} records were complete)",
                 service=self.service,
             )
         return ParseError(
-            f"{self.service}: malformed XML ({exc}; the response is not a well-formed document)",
+            f"{self.service}: malformed XML ({self._lines.located(exc)}; "
+            "the response is not a well-formed document)",
             service=self.service,
         )
-
-
-@functools.lru_cache(maxsize=256)
-def _layout(shape: Shape[Any]) -> tuple[dict[tuple[str, ...], int], frozenset[tuple[str, ...]]]:
-    """Each special path's kind, and the paths records live under (once per shape)."""
-    kinds: dict[tuple[str, ...], int] = dict.fromkeys(shape.records, _RECORD)
-    kinds.update(dict.fromkeys(shape.contexts, _CONTEXT))
-    for root in {"result", *shape.roots}:
-        kinds[(root, "error")] = _ERROR
-    containers = {path[:i] for path in kinds for i in range(1, len(path))} | shape.contexts
-    return kinds, frozenset(containers)
-
-
-def _take_events(pull: XMLPullParser[Element]) -> tuple[Element | None, Exception | None]:
-    """Empty the parse-event queue; return its first element and a queued syntax error.
-
-    Only the root's start event is ever needed, and the queue would otherwise
-    keep every element alive. XMLPullParser keeps it in ``_events_queue`` (a
-    deque): peeking at its ends and clearing it is C-speed, where reading the
-    events one by one cost a Python loop turn per element. ``feed`` queues a
-    syntax error as the last item instead of raising it.
-    """
-    queue = getattr(pull, "_events_queue", None)
-    if queue is None:  # pragma: no cover - another Python's XMLPullParser
-        events: list[Any] = []
-        try:
-            events.extend(pull.read_events())
-        except _EtParseError as exc:
-            return _first_element(events), exc
-        return _first_element(events), None
-    if not queue:
-        return None, None
-    first = queue[0]
-    last = queue[-1]
-    queue.clear()
-    error = last if isinstance(last, Exception) else None
-    return _first_element([first]), error
-
-
-def _first_element(events: list[Any]) -> Element | None:
-    for event in events:
-        if isinstance(event, tuple) and isinstance(event[-1], Element):
-            return event[-1]
-    return None
-
-
-def _envelope_error(children: object, service: str) -> ApiError:
-    fields = children if isinstance(children, dict) else {}
-    raw_code = fields.get("errorcode")
-    message = fields.get("message")
-    try:
-        code = int(raw_code) if isinstance(raw_code, str) else None
-    except ValueError:
-        code = None
-    return api_error(code, message if isinstance(message, str) else "", service=service)
-
-
-#: expat's codes for "the document ended too early": no element found (3),
-#: unclosed token (5), partial character (6), unclosed CDATA section (20).
-_TRUNCATION_CODES = frozenset({3, 5, 6, 20})

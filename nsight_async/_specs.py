@@ -16,7 +16,7 @@ import attrs
 from . import _convert as c
 from ._errors import ParseError
 from ._models import CheckCounts
-from ._parser import Fields, RecordBuilder
+from ._scan import Fields, PositionalBuild, RecordBuilder
 from ._vocab import PatchStatus, Plugin, SessionStatus, SessionType
 
 T = TypeVar("T")
@@ -47,19 +47,37 @@ def builder(
     site, the request's parameters). The builder is generated once per table
     as straight-line code with locals and one ``try`` per field (ints converted
     inline): it runs once per record, and a loop over the table cost about a
-    third of the parser's time per record.
+    third of the parser's time per record. A second variant per child order
+    reads the scanner's groups by position (no dict at all).
     """
-    build = _compiled(cls, spec, ident)
+    build = _compiled(cls, spec, ident, None)
+
+    def by_position(children: tuple[str, ...]) -> PositionalBuild[T]:
+        positional = _compiled(cls, spec, ident, children)
+        if fixed is None:
+            return positional
+        return lambda name, groups, ancestors: positional(name, groups, ancestors, fixed)
+
     if fixed is None:
-        return build
-    return lambda name, fields, ancestors: build(name, fields, ancestors, fixed)
+        return RecordBuilder(build, by_position)
+    return RecordBuilder(
+        lambda name, fields, ancestors: build(name, fields, ancestors, fixed), by_position
+    )
 
 
 @functools.cache
-def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., Any]:
+def _compiled(
+    cls: Callable[..., Any], spec: Spec, ident: str, children: tuple[str, ...] | None
+) -> Callable[..., Any]:
+    """Generate a builder reading a dict (``children`` is None) or the scanner's groups.
+
+    Positional builders read child ``j`` as ``g[2j] or g[2j + 1]`` (its text,
+    or its CDATA content); children the table does not know go to ``extra``.
+    """
     record_type: Any = cls
     defaults: dict[str, Any] = {f.name: f.default for f in attrs.fields(record_type)}
     known = frozenset(xml for xml, _, _ in spec)
+    slot = {xml: j for j, xml in enumerate(children or ())}
     env: dict[str, Any] = {
         "cls": cls,
         "_UNREADABLE": _UNREADABLE,
@@ -68,8 +86,10 @@ def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., 
     }
     env["missing"] = _missing
     lines = [
-        "def build(name, fields, ancestors, fixed=None):",
-        "    get = fields.get",
+        "def build(name, fields, ancestors, fixed=None):"
+        if children is None
+        else "def build(name, g, ancestors, fixed=None):",
+        "    get = fields.get" if children is None else "    pass",
         "    bad = None",
     ]
     args = []
@@ -83,8 +103,14 @@ def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., 
             env[f"d{i}"] = None if default is attrs.NOTHING else default
             fallback = f"d{i}"
         call = "int(v)" if conv is c.integer else f"conv{i}(v)"
+        if children is None:
+            source = f"get({xml!r})"
+        elif xml in slot:
+            source = f"g[{2 * slot[xml]}] or g[{2 * slot[xml] + 1}]"
+        else:
+            source = "None"
         lines += [
-            f"    v = get({xml!r})",
+            f"    v = {source}",
             "    if v:",
             "        try:",
             f"            a{i} = {call}",
@@ -100,12 +126,23 @@ def _compiled(cls: Callable[..., Any], spec: Spec, ident: str) -> Callable[..., 
         ]
         args.append(f"{attr}=a{i}")
         if attr == ident:
-            lines += [f"    if a{i} is None:", f"        missing(name, {xml!r}, fields)"]
+            seen = "fields" if children is None else f"{{{xml!r}: v}}"
+            lines += [f"    if a{i} is None:", f"        missing(name, {xml!r}, {seen})"]
+    if children is None:
+        lines += [
+            "    if fields.keys() <= KNOWN:",
+            "        extra = {}",
+            "    else:",
+            "        extra = {k: _kept(v) for k, v in fields.items() if k not in KNOWN}",
+        ]
+    else:
+        unknown = [
+            f"{xml!r}: _kept(g[{2 * j}] or g[{2 * j + 1}])"
+            for xml, j in slot.items()
+            if xml not in known
+        ]
+        lines.append(f"    extra = {{{', '.join(unknown)}}}")
     lines += [
-        "    if fields.keys() <= KNOWN:",
-        "        extra = {}",
-        "    else:",
-        "        extra = {k: _kept(v) for k, v in fields.items() if k not in KNOWN}",
         "    if bad:",
         "        extra.update(bad)",
         "    if fixed is None:",

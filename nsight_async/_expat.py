@@ -1,0 +1,105 @@
+"""The expat side's helpers: the event queue, envelope errors, error positions."""
+
+from __future__ import annotations
+
+from typing import Any
+from xml.etree.ElementTree import Element, XMLPullParser
+from xml.etree.ElementTree import ParseError as EtParseError
+
+from ._errors import ApiError, api_error
+
+Event = tuple[str, Element]
+
+
+def take_events(
+    pull: XMLPullParser[Element],
+) -> tuple[Element | None, Event | None, Exception | None]:
+    """Empty the parse-event queue; return its first element, last event and a syntax error.
+
+    Only the root's start event and the last event are ever needed, and the
+    queue would otherwise keep every element alive. XMLPullParser keeps it in
+    ``_events_queue`` (a deque): peeking at its ends and clearing it is
+    C-speed, where reading the events one by one cost a Python loop turn per
+    element. ``feed`` queues a syntax error as the last item instead of raising it.
+    """
+    queue = getattr(pull, "_events_queue", None)
+    if queue is None:  # pragma: no cover - another Python's XMLPullParser
+        events: list[Any] = []
+        try:
+            events.extend(pull.read_events())
+        except EtParseError as exc:
+            return first_element(events), None, exc
+        return first_element(events), (events[-1] if events else None), None
+    if not queue:
+        return None, None, None
+    first = queue[0]
+    last = queue[-1]
+    queue.clear()
+    if isinstance(last, Exception):
+        return first_element([first]), None, last
+    return first_element([first]), last, None
+
+
+def first_element(events: list[Any]) -> Element | None:
+    for event in events:
+        if isinstance(event, tuple) and isinstance(event[-1], Element):
+            return event[-1]
+    return None
+
+
+def envelope_error(children: object, service: str) -> ApiError:
+    fields = children if isinstance(children, dict) else {}
+    raw_code = fields.get("errorcode")
+    message = fields.get("message")
+    try:
+        code = int(raw_code) if isinstance(raw_code, str) else None
+    except ValueError:
+        code = None
+    return api_error(code, message if isinstance(message, str) else "", service=service)
+
+
+#: expat's codes for "the document ended too early": no element found (3),
+#: unclosed token (5), partial character (6), unclosed CDATA section (20).
+TRUNCATION_CODES = frozenset({3, 5, 6, 20})
+
+
+class Lines:
+    """Where expat's error positions are in the document, across text the scanner skipped."""
+
+    def __init__(self) -> None:
+        self.skipped = False
+        self.line, self.col = 1, 0  # the document's position so far
+        self.expat_line, self.expat_col = 1, 0  # expat's own count of what it read
+        self.mark: tuple[int, int, int, int] | None = None  # both, where expat resumed
+
+    def skip(self, text: str, start: int, end: int) -> None:
+        """The scanner read ``text[start:end]``."""
+        if end > start:
+            self.line, self.col = advance(text, start, end, self.line, self.col)
+            self.skipped, self.mark = True, None
+
+    def expat(self, text: str, start: int, end: int) -> None:
+        """Expat is about to read ``text[start:end]``."""
+        if self.mark is None:
+            self.mark = (self.expat_line, self.expat_col, self.line, self.col)
+        self.line, self.col = advance(text, start, end, self.line, self.col)
+        self.expat_line, self.expat_col = advance(text, start, end, self.expat_line, self.expat_col)
+
+    def located(self, exc: EtParseError) -> str:
+        """Expat's message, with its position moved to where it is in the document."""
+        message = str(exc)
+        if not self.skipped:
+            return message
+        line, col = exc.position
+        el, ec, dl, dc = self.mark or (self.expat_line, self.expat_col, self.line, self.col)
+        if line < el:
+            return message
+        true = (dl + line - el, dc + col - ec if line == el else col)
+        return message.replace(f"line {line}, column {col}", "line {}, column {}".format(*true))
+
+
+def advance(text: str, start: int, end: int, line: int, col: int) -> tuple[int, int]:
+    newlines = text.count("\n", start, end)
+    if newlines:
+        return line + newlines, end - text.rfind("\n", start, end) - 1
+    return line, col + end - start

@@ -1,0 +1,256 @@
+"""The scanner against expat's elements: the same records and the same errors, always.
+
+The parser reads simple records with regular expressions and leaves the rest
+to expat (``nsight_async._scan``). These tests parse the same bytes both ways
+(``StreamParser(..., scan=False)`` is the reference) over the samples and over
+generated documents full of the quirks the scanner must either read exactly
+or leave alone: CDATA, entities, character references, empty elements,
+attributes, comments, CRLF, control characters, repeated and nested children,
+unknown fields, reordered children, truncation and random damage, each split
+at random places.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nsight_async import NsightError, parser_for
+from nsight_async._parser import StreamParser
+from nsight_async._shapes import list_shape
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def _parse(
+    service: str, params: dict[str, str], pieces: list[bytes], *, scan: bool
+) -> tuple[list[Any], type[BaseException] | None]:
+    shape = list_shape(service, params)
+    parser: StreamParser[Any] = StreamParser(shape, service=service, scan=scan)
+    records: list[Any] = []
+    try:
+        for piece in pieces:
+            records += parser.feed(piece)
+        records += parser.close()
+    except NsightError as exc:
+        return records, type(exc)
+    return records, None
+
+
+def _same(service: str, params: dict[str, str], pieces: list[bytes]) -> list[Any]:
+    scanned, scan_error = _parse(service, params, pieces, scan=True)
+    tree, tree_error = _parse(service, params, pieces, scan=False)
+    assert scan_error is tree_error
+    if tree_error is None:
+        assert scanned == tree
+    else:
+        # The scanner may hand out a record the element walk still held open
+        # when the error came (one finished just before it); never fewer.
+        assert scanned[: len(tree)] == tree
+        assert len(scanned) - len(tree) <= 1
+    return scanned
+
+
+def _splits(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    edges = [0, *points, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
+
+
+# -- the samples -------------------------------------------------------------------------
+
+_SAMPLE_SERVICES = {
+    "list_clients.xml": ("list_clients", {}),
+    "list_clients_one.xml": ("list_clients", {}),
+    "list_clients_empty.xml": ("list_clients", {}),
+    "list_sites.xml": ("list_sites", {"clientid": "1001"}),
+    "list_servers.xml": ("list_servers", {"siteid": "1"}),
+    "list_workstations.xml": ("list_workstations", {"siteid": "1"}),
+    "list_devices_at_client_server.xml": ("list_devices_at_client", {}),
+    "list_devices_at_client_workstation.xml": ("list_devices_at_client", {}),
+    "list_mob_sessions.xml": ("list_mob_sessions", {}),
+    "patch_list_all.xml": ("patch_list_all", {}),
+    "malformed.xml": ("list_sites", {"clientid": "1001"}),
+    "truncated.xml": ("list_mob_sessions", {}),
+    "fail_code3.xml": ("list_clients", {}),
+    "missing_status_error.xml": ("list_clients", {}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SAMPLE_SERVICES))
+def test_samples_parse_the_same_whole_and_split_everywhere(name: str) -> None:
+    """Every sample, whole and cut in two at every byte, parses the same both ways."""
+    service, params = _SAMPLE_SERVICES[name]
+    data = (SAMPLES / name).read_bytes()
+    _same(service, params, [data])
+    step = 1 if len(data) < 1500 else 7
+    for cut in range(0, len(data) + 1, step):
+        _same(service, params, [data[:cut], data[cut:]])
+
+
+def test_the_scanner_reads_records_without_elements() -> None:
+    """On plain sessions the scanner, not expat, reads the records (the speed path)."""
+    body = (SAMPLES / "list_mob_sessions.xml").read_bytes()
+    parser = parser_for("list_mob_sessions")
+    parser.feed(body)
+    assert parser._lines.skipped  # the scanner consumed text expat never saw
+
+
+# -- generated documents -------------------------------------------------------------------
+
+_PLAIN = st.text(alphabet=st.sampled_from(list("abcXYZ019 -_:./é€")), min_size=0, max_size=12)
+_ODD = st.sampled_from(
+    [
+        "",
+        " 42 ",
+        "a &amp; b",
+        "&lt;x&gt;",
+        "&quot;q&apos;",
+        "<![CDATA[a <b> & c]]>",
+        "<![CDATA[]]>",
+        "x<![CDATA[y]]>z",
+        "<![CDATA[a]b]]c]]>",
+        "&#65;",
+        "&#x20AC;",
+        "a\r\nb",
+        "a\rb",
+        "tab\there",
+        "1 > 0",
+        "]]",
+        "bell\x07",
+        "\ufffe",
+        "0000-00-00 00:00:00",
+        "none",
+        "Not Available",
+    ]
+)
+_VALUE = st.one_of(_PLAIN, _ODD, st.integers(-(2**40), 2**40).map(str))
+_SPACE = st.sampled_from(["", "\n", "\n    ", "\r\n  ", " ", "\t"])
+
+
+@st.composite
+def _child(draw: st.DrawFn, tag: str) -> str:
+    form = draw(st.integers(0, 19))
+    if form == 0:
+        return f"<{tag}/>"
+    if form == 1:
+        return f"<{tag} />"
+    if form == 2:
+        return f'<{tag} unit="b">{draw(_VALUE)}</{tag}>'
+    if form == 3:
+        return f"<{tag}><sub>{draw(_VALUE)}</sub></{tag}>"
+    if form == 4:
+        return f"<{tag} >{draw(_VALUE)}</{tag} >"
+    return f"<{tag}>{draw(_VALUE)}</{tag}>"
+
+
+@st.composite
+def _record(draw: st.DrawFn, tag: str, fields: list[str], ident: str) -> str:
+    names = list(fields)
+    if draw(st.integers(0, 9)) == 0:
+        names = draw(st.permutations(names))
+    if draw(st.integers(0, 9)) == 0:
+        names.append(draw(st.sampled_from(["custom_field", "vendor.new-field", names[0]])))
+    if draw(st.integers(0, 14)) == 0 and len(names) > 1:
+        names.pop(draw(st.integers(0, len(names) - 1)))
+    parts = []
+    for name in names:
+        if name == ident and draw(st.integers(0, 14)):
+            parts.append(f"<{name}>{draw(st.integers(1, 10**9))}</{name}>")
+        else:
+            parts.append(draw(_child(name)))
+        if draw(st.integers(0, 29)) == 0:
+            parts.append("<!-- note -->")
+    space = draw(_SPACE)
+    opener = f"<{tag}>" if draw(st.integers(0, 19)) else f'<{tag} kind="x">'
+    return opener + "".join(space + p for p in parts) + draw(_SPACE) + f"</{tag}>"
+
+
+_SESSION = [
+    "session_id", "type", "storage_account_id", "plugin", "start", "end", "selection_size",
+    "selection_item_count", "size_change", "item_count_change", "removed_item_count",
+    "processed_size", "processed_item_count", "transferred_size", "error_count", "status",
+]  # fmt: skip
+_CLIENT = ["name", "clientid", "view_dashboard", "creation_date", "server_count"]
+_DEVICE = ["id", "name", "description", "mob", "patch", "checkcount"]
+_PATCH = ["patchid", "status", "patchTitle", "product", "installdate"]
+
+
+@st.composite
+def _document(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
+    kind = draw(st.sampled_from(["sessions", "clients", "devices", "patches"]))
+    n = draw(st.integers(0, 6))
+    sep = draw(_SPACE)
+    if kind == "sessions":
+        body = sep.join(draw(_record("session", _SESSION, "session_id")) for _ in range(n))
+        doc = f'<?xml version="1.0" encoding="UTF-8"?>\n<result status="OK">{sep}{body}</result>'
+        service = "list_mob_sessions"
+    elif kind == "clients":
+        body = sep.join(draw(_record("client", _CLIENT, "clientid")) for _ in range(n))
+        doc = f'<?xml version="1.0"?><result status="OK"><items>{sep}{body}</items></result>'
+        service = "list_clients"
+    elif kind == "devices":
+        devices = sep.join(
+            draw(_record(draw(st.sampled_from(["server", "workstation"])), _DEVICE, "id"))
+            for _ in range(n)
+        )
+        site = f"<site><id>7</id><name><![CDATA[Main & Co]]></name>{sep}{devices}</site>"
+        doc = (
+            '<?xml version="1.0" encoding="UTF-8"?><result status="OK"><items>'
+            f"<client><id>3</id><name>Acme</name>{site}</client></items></result>"
+        )
+        service = "list_devices_at_client"
+    else:
+        body = sep.join(draw(_record("patch", _PATCH, "patchid")) for _ in range(n))
+        doc = f'<?xml version="1.0" encoding="ISO-8859-1"?>\n<patches>{sep}{body}</patches>'
+        service = "patch_list_all"
+    encoding = "iso-8859-1" if kind == "patches" else "utf-8"
+    data = doc.encode(encoding, errors="xmlcharrefreplace")
+    damage = draw(st.integers(0, 5))
+    if damage == 1 and data:
+        data = data[: draw(st.integers(0, len(data) - 1))]  # truncated
+    elif damage == 2 and data:
+        i = draw(st.integers(0, len(data) - 1))
+        data = data[:i] + bytes([draw(st.integers(0, 255))]) + data[i + 1 :]  # one byte hit
+    return service, {}, data
+
+
+@settings(
+    max_examples=400,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(doc=_document(), cuts=st.lists(st.integers(0, 10**6), max_size=4))
+def test_generated_documents_parse_the_same_both_ways(
+    doc: tuple[str, dict[str, str], bytes], cuts: list[int]
+) -> None:
+    """Any document, split anywhere: the same records and the same error both ways."""
+    service, params, data = doc
+    _same(service, params, _splits(data, cuts))
+
+
+def test_a_long_run_of_records_is_read_by_templates_and_matches() -> None:
+    """Thousands of varied sessions in 64 KiB pieces: identical to the element path."""
+    from benchmarks.bench_parse import iter_document
+
+    pieces = list(iter_document(2_000_000))
+    records = _same("list_mob_sessions", {}, pieces)
+    assert len(records) > 2500
+
+
+def test_error_positions_are_the_documents_after_scanned_records() -> None:
+    """A syntax error after scanned records names its line in the document, not expat's."""
+    body = (SAMPLES / "list_mob_sessions.xml").read_bytes()
+    bad = body.replace(b"</result>", b"  <session><session_id>9</sessionid></session>\n</result>")
+    line = bad[: bad.index(b"</sessionid>")].count(b"\n") + 1
+    parser = parser_for("list_mob_sessions")
+    records = parser.feed(bad)  # the good sessions come first, the error on the next call
+    assert len(records) == 10
+    with pytest.raises(NsightError) as info:
+        parser.close()
+    assert f"line {line}," in str(info.value)
