@@ -12,7 +12,7 @@ import enum
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -88,7 +88,14 @@ class SessionDigest:
     _window_failures: int = 0
     _window_errors: int = 0
     _window_bytes: int = 0
-    _daily: dict[str, list[int]] = attrs.field(factory=dict)
+    _daily: dict[date, list[int]] = attrs.field(factory=dict)
+    # Cut-offs worked out once, not per session (one digest reads thousands).
+    _daily_from: datetime = attrs.field(init=False)
+    _window_from: datetime = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._daily_from = self.now - timedelta(days=DAILY_DAYS)
+        self._window_from = self.now - self.window
 
     def add(self, session: MobSession) -> None:
         """Take one session into account."""
@@ -101,15 +108,18 @@ class SessionDigest:
         key = (when, session.session_id)
         if self._last_key is None or self._last_key < key:
             self._last, self._last_key = session, key
-        ok = session.status is not None and session.status.succeeded
+        status = session.status
+        ok = status is not None and status.succeeded
         plugin = str(session.plugin or "UNKNOWN")
         latest = self._by_plugin_latest.get(plugin)
         if latest is None or latest[0] < key:
             self._by_plugin_latest[plugin] = (key, ok)
-        if when >= self.now - timedelta(days=DAILY_DAYS):
-            day = self._daily.setdefault(when.date().isoformat(), [0, 0])
+        if when >= self._daily_from:
+            day = self._daily.get(when.date())
+            if day is None:
+                day = self._daily[when.date()] = [0, 0]
             day[0 if ok else 1] += 1
-        if when >= self.now - self.window:
+        if when >= self._window_from:
             self._window_sessions += 1
             self._window_failures += not ok
             self._window_errors += session.error_count or 0
@@ -158,7 +168,7 @@ class SessionDigest:
             window_failures=self._window_failures,
             window_errors=self._window_errors,
             window_transferred_bytes=self._window_bytes,
-            daily=dict(sorted(self._daily.items())),
+            daily={day.isoformat(): counts for day, counts in sorted(self._daily.items())},
         )
 
 

@@ -107,9 +107,10 @@ class Fleet:
     Args:
         client: the client whose limits govern every call.
         filters: which clients, sites, devices and device types to walk.
-        workers: per-device calls in flight (default: the client's ``max_at_once``
-            less one, so a listing call always finds a slot).
-        list_ahead: clients listed at once (default 2), so listing keeps ahead.
+        workers: per-device calls in flight (default: the client's ``max_at_once``).
+            Listing calls queue for the same slots; none is held while waiting.
+        list_ahead: clients listed at once (default 2), each client's device types
+            together, so listing keeps ahead of the workers.
         on_progress: called with a :class:`Progress` after every change.
         cached_devices: devices already listed for a client (a resumed run's
             store), returned instead of spending calls; ``None`` when unknown.
@@ -128,7 +129,7 @@ class Fleet:
     ) -> None:
         self.client = client
         self.filters = filters or Filters()
-        self.workers = workers or max(1, client.limits.max_at_once - 1)
+        self.workers = workers or client.limits.max_at_once
         self.list_ahead = list_ahead
         self._on_progress = on_progress
         self._cached = cached_devices
@@ -168,8 +169,13 @@ class Fleet:
 
         async def list_client(client: Client) -> None:
             try:
-                for kind in self.filters.device_types:
-                    async for item in self._devices_of(client, kind):
+                async with asyncio.TaskGroup() as group:  # the device types at once
+                    lists = [
+                        group.create_task(self._devices_of(client, kind))
+                        for kind in self.filters.device_types
+                    ]
+                for listed in lists:
+                    for item in listed.result():
                         await found.put(item)
                 self._clients_listed += 1
                 self._unlisted_estimate -= self._expected(client)
@@ -203,14 +209,11 @@ class Fleet:
 
     async def _devices_of(
         self, client: Client, kind: DeviceKind
-    ) -> AsyncIterator[DeviceAtClient | ClientFailure]:
+    ) -> list[DeviceAtClient | ClientFailure]:
         cached = self._cached(client.client_id, kind) if self._cached else None
         self._clients_pending_calls -= 1
         if cached is not None:
-            for device in cached:
-                if self.filters.device_ok(device):
-                    yield device
-            return
+            return [d for d in cached if self.filters.device_ok(d)]
         # The listing is read whole before its devices are handed on: a listing
         # paused on a full queue would hold its connection and governor slot
         # while the workers wait for slots (a deadlock with max_at_once <= 2), and
@@ -218,13 +221,10 @@ class Fleet:
         try:
             listed = [d async for d in self.client.list_devices_at_client(client.client_id, kind)]
         except NsightError as exc:
-            yield ClientFailure(client=client, device_type=kind, error=exc)
-            return
+            return [ClientFailure(client=client, device_type=kind, error=exc)]
         if self._on_listed is not None:
             self._on_listed(client.client_id, kind, listed)
-        for device in listed:
-            if self.filters.device_ok(device):
-                yield device
+        return [d for d in listed if self.filters.device_ok(d)]
 
     # -- per-device work ---------------------------------------------------
 

@@ -395,6 +395,25 @@ async def test_walk_keeps_to_the_rate_limit_and_uses_it() -> None:
     assert achieved <= 60.0
 
 
+async def test_a_clients_device_types_are_listed_at_once_with_every_slot_working() -> None:
+    """Servers and workstations of a client are listed together, and the workers
+    use every slot (listings queue for slots, holding none while they wait)."""
+    vt = VirtualTime()
+    fleet = make_fleet(clients=3, devices=60)
+    sim = Simulator(fleet, config=SimulatorConfig(latency=1.0), clock=vt.clock, sleep=vt.sleep)
+    async with connect(sim, max_at_once=4, clock=vt.clock, sleep=vt.sleep) as client:
+        crawler = Fleet(client)
+        assert crawler.workers == 4
+        outcomes = await vt.run(walk(crawler, session_counter(client), skip=mob_off))
+    assert len(outcomes) == fleet.n_devices
+    listed: dict[str, list[float]] = {}
+    for entry in sim.log:
+        if entry.service == "list_devices_at_client":
+            listed.setdefault(entry.params["clientid"], []).append(entry.time)
+    assert len(listed) == fleet.n_clients
+    assert all(len(times) == 2 and times[0] == times[1] for times in listed.values()), listed
+
+
 @pytest.mark.parametrize("max_at_once", [1, 2, 3])
 async def test_tiny_concurrency_walks_the_whole_fleet_without_deadlock(max_at_once: int) -> None:
     """With one to three slots, listings never hold a slot the workers need: the walk ends."""
