@@ -65,7 +65,7 @@ def builder(
     )
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # bounded: child orders come from the server
 def _compiled(
     cls: Callable[..., Any], spec: Spec, ident: str, children: tuple[str, ...] | None
 ) -> Callable[..., Any]:
