@@ -109,7 +109,12 @@ def epoch(value: str) -> datetime | None:
         seconds = int(value)
     except ValueError:
         raise Unreadable(value) from None
-    return None if seconds <= 0 else datetime.fromtimestamp(seconds, UTC)
+    if seconds <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):  # beyond what the platform's time_t holds
+        raise Unreadable(value) from None
 
 
 def lenient_timestamp(value: str | None) -> datetime | None:

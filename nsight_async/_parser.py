@@ -158,7 +158,14 @@ class StreamParser(Generic[T]):
             self._error = exc
         except _EtParseError as exc:
             self._error = self._syntax_error(exc, final=final)
-        except (ValueError, TypeError, LookupError, AttributeError, RecursionError) as exc:
+        except (
+            ValueError,
+            TypeError,
+            LookupError,
+            AttributeError,
+            ArithmeticError,
+            RecursionError,
+        ) as exc:
             # A record the builders could not read: still a typed error, never a crash.
             self._error = ParseError(
                 f"{self.service}: unreadable record ({type(exc).__name__}: {exc})",
@@ -196,15 +203,23 @@ class StreamParser(Generic[T]):
                     self._lines.skip(text, start, pos)
                     self._scanner = None
                 found = find(text, pos)
-                end = found.end() if found is not None else len(text)
-                if end > pos:
-                    self._lines.expat(text, pos, end)
-                    last = self._to_expat(text[pos:end].encode(self._codec))
-                    pos = end
-                    if found is not None:
-                        self._scanner = self._scanner_after(last)
                 if found is None:
+                    if len(text) > pos:
+                        self._lines.expat(text, pos, len(text))
+                        self._to_expat(text[pos:].encode(self._codec))
+                        pos = len(text)
                     break
+                start, end = found.span()
+                self._lines.expat(text, pos, end)
+                if start > pos:
+                    self._to_expat(text[pos:start].encode(self._codec))
+                # The boundary token alone must make expat's event. Inside a comment,
+                # a CDATA section, a processing instruction or a tag whose attribute
+                # holds ">", it makes none, and the scanner must not read what
+                # expat is not reading as markup.
+                last = self._to_expat(text[start:end].encode(self._codec))
+                pos = end
+                self._scanner = self._scanner_after(last)
         finally:
             self._text, self._pos = text, pos
 
