@@ -43,6 +43,11 @@ Fields = dict[str, Any]
 PositionalBuild = Callable[[str, tuple[str | None, ...], list[Fields]], T]
 
 
+#: A record's children as learned: a leaf's name, or a nested child's name with
+#: the names of its own (leaf) children, such as a device's ``<checkcount>``.
+Children = tuple["str | tuple[str, tuple[str, ...]]", ...]
+
+
 @attrs.frozen(eq=False)
 class RecordBuilder(Generic[T]):
     """How one record type is built.
@@ -55,7 +60,7 @@ class RecordBuilder(Generic[T]):
     """
 
     build: Callable[[str, Fields, list[Fields]], T]
-    by_position: Callable[[tuple[str, ...]], PositionalBuild[T]] | None = None
+    by_position: Callable[[Children], PositionalBuild[T]] | None = None
 
 
 # XML whitespace; characters the scanner leaves to expat: controls XML forbids,
@@ -90,14 +95,25 @@ def _unescape(raw: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=512)
-def template(tag: str, children: tuple[str, ...]) -> re.Pattern[str]:
-    """The pattern for a ``<tag>`` record with exactly these children, in this order."""
+def template(tag: str, children: Children) -> re.Pattern[str]:
+    """The pattern for a ``<tag>`` record with exactly these children, in this order.
+
+    Groups: two per leaf (its text, its CDATA content); one per leaf of a
+    nested child (its text: CDATA or entities there fall back to the loop).
+    """
     parts = [f"{_WS}<{re.escape(tag)}>"]
     for child in children:
-        name = re.escape(child)
-        parts.append(
-            f"{_WS}<{name}(?:>(?:({_PLAIN})|<!\\[CDATA\\[({_CDATA})\\]\\]>)</{name}>|{_WS}/>)"
-        )
+        if isinstance(child, str):
+            name = re.escape(child)
+            parts.append(
+                f"{_WS}<{name}(?:>(?:({_PLAIN})|<!\\[CDATA\\[({_CDATA})\\]\\]>)</{name}>|{_WS}/>)"
+            )
+            continue
+        name = re.escape(child[0])
+        parts.append(f"{_WS}<{name}>")
+        for leaf in map(re.escape, child[1]):
+            parts.append(f"{_WS}<{leaf}(?:>({_PLAIN})</{leaf}>|{_WS}/>)")
+        parts.append(f"{_WS}</{name}>")
     parts.append(f"{_WS}</{re.escape(tag)}>")
     return re.compile("".join(parts))
 
@@ -175,13 +191,13 @@ class LevelScanner(Generic[T]):
         read = _generic(text, opened.end(), tag, 0)
         if read is None:
             return None
-        end, fields, flat = read
+        end, fields, children = read
         out.append(builder.build(tag, fields, self._ancestors))
-        if flat:
-            self._learn(tag, tuple(fields), builder)
+        if children is not None:
+            self._learn(tag, children, builder)
         return end
 
-    def _learn(self, tag: str, children: tuple[str, ...], builder: RecordBuilder[T]) -> None:
+    def _learn(self, tag: str, children: Children, builder: RecordBuilder[T]) -> None:
         if (
             builder.by_position is None
             or len(self._templates) >= _MAX_TEMPLATES
@@ -198,20 +214,25 @@ class LevelScanner(Generic[T]):
                 self._learned.append(learned)
 
 
-def _generic(text: str, pos: int, tag: str, depth: int) -> tuple[int, Fields, bool] | None:
-    """Read the children of the ``<tag>`` open before ``pos``: (end, fields, all leaves).
+def _generic(
+    text: str, pos: int, tag: str, depth: int
+) -> tuple[int, Fields, Children | None] | None:
+    """Read the children of the ``<tag>`` open before ``pos``: (end, fields, children).
 
     Values are as the element walk gives them: a record of leaves keeps each
     text as sent (``None`` when empty); one with nested children (a device's
     ``<checkcount>``) gives stripped texts, ``""`` when empty, and dicts.
+    ``children`` is what a template can be made from (``None``: too deep).
     """
     fields: Fields = {}
+    children: list[Any] | None = []
     flat = True
     while True:
         m = _FIELD.match(text, pos)
         if m is not None:
             key, raw = m.group(1), m.group(2)
             value: Any = _unescape(raw) if raw else None
+            child: Any = key
         elif depth < _MAX_NESTING and (opened := _OPEN.match(text, pos)) is not None:
             key = opened.group(1)
             inner = _generic(text, opened.end(), key, depth + 1)
@@ -220,11 +241,18 @@ def _generic(text: str, pos: int, tag: str, depth: int) -> tuple[int, Fields, bo
             flat = False
             m, value = None, inner[1]
             pos = inner[0]
+            nested = inner[2]
+            simple = nested is not None and depth == 0 and all(isinstance(n, str) for n in nested)
+            child = (key, nested) if simple else None
         else:
             break
         if key in fields:
             return None  # a repeated child: the element walk collects it
         fields[key] = value
+        if child is None:
+            children = None
+        elif children is not None:
+            children.append(child)
         if m is not None:
             pos = m.end()
     closed = _closer(tag).match(text, pos)
@@ -232,7 +260,7 @@ def _generic(text: str, pos: int, tag: str, depth: int) -> tuple[int, Fields, bo
         return None
     if not flat or depth:
         fields = {k: _stripped(v) for k, v in fields.items()}
-    return closed.end(), fields, flat
+    return closed.end(), fields, None if children is None else tuple(children)
 
 
 def _stripped(value: Any) -> Any:

@@ -16,7 +16,7 @@ import attrs
 from . import _convert as c
 from ._errors import ParseError
 from ._models import CheckCounts
-from ._scan import Fields, PositionalBuild, RecordBuilder
+from ._scan import Children, Fields, PositionalBuild, RecordBuilder
 from ._vocab import PatchStatus, Plugin, SessionStatus, SessionType
 
 T = TypeVar("T")
@@ -52,7 +52,7 @@ def builder(
     """
     build = _compiled(cls, spec, ident, None)
 
-    def by_position(children: tuple[str, ...]) -> PositionalBuild[T]:
+    def by_position(children: Children) -> PositionalBuild[T]:
         positional = _compiled(cls, spec, ident, children)
         if fixed is None:
             return positional
@@ -67,22 +67,25 @@ def builder(
 
 @functools.lru_cache(maxsize=1024)  # bounded: child orders come from the server
 def _compiled(
-    cls: Callable[..., Any], spec: Spec, ident: str, children: tuple[str, ...] | None
+    cls: Callable[..., Any], spec: Spec, ident: str, children: Children | None
 ) -> Callable[..., Any]:
     """Generate a builder reading a dict (``children`` is None) or the scanner's groups.
 
-    Positional builders read child ``j`` as ``g[2j] or g[2j + 1]`` (its text,
-    or its CDATA content); children the table does not know go to ``extra``.
+    Positional builders read a leaf as ``g[i] or g[i + 1]`` (its text, or its
+    CDATA content) and a nested child as a dict of its stripped leaves, as
+    the template lays out its groups; children the table does not know go
+    to ``extra``.
     """
     record_type: Any = cls
     defaults: dict[str, Any] = {f.name: f.default for f in attrs.fields(record_type)}
     known = frozenset(xml for xml, _, _ in spec)
-    slot = {xml: j for j, xml in enumerate(children or ())}
+    slot = _sources(children or ())
     env: dict[str, Any] = {
         "cls": cls,
         "_UNREADABLE": _UNREADABLE,
         "KNOWN": known,
         "_kept": _kept,
+        "_leaf": _leaf,
     }
     env["missing"] = _missing
     lines = [
@@ -106,7 +109,7 @@ def _compiled(
         if children is None:
             source = f"get({xml!r})"
         elif xml in slot:
-            source = f"g[{2 * slot[xml]}] or g[{2 * slot[xml] + 1}]"
+            source = slot[xml]
         else:
             source = "None"
         lines += [
@@ -120,7 +123,7 @@ def _compiled(
             "            except _UNREADABLE:",
             f"                a{i} = {fallback}",
             "                bad = bad or {}",
-            f"                bad[{xml + '_raw'!r}] = v",
+            f"                bad[{xml + '_raw'!r}] = _kept(v)",
             "    else:",
             f"        a{i} = {fallback}",
         ]
@@ -136,11 +139,7 @@ def _compiled(
             "        extra = {k: _kept(v) for k, v in fields.items() if k not in KNOWN}",
         ]
     else:
-        unknown = [
-            f"{xml!r}: _kept(g[{2 * j}] or g[{2 * j + 1}])"
-            for xml, j in slot.items()
-            if xml not in known
-        ]
+        unknown = [f"{xml!r}: _kept({source})" for xml, source in slot.items() if xml not in known]
         lines.append(f"    extra = {{{', '.join(unknown)}}}")
     lines += [
         "    if bad:",
@@ -154,6 +153,27 @@ def _compiled(
     exec(code, env)  # noqa: S102  # generated from our own field tables, no outside input
     build: Callable[..., Any] = env["build"]
     return build
+
+
+def _sources(children: Children) -> dict[str, str]:
+    """Each child's value as an expression over the template's groups ``g``."""
+    sources: dict[str, str] = {}
+    at = 0
+    for child in children:
+        if isinstance(child, str):
+            sources[child] = f"g[{at}] or g[{at + 1}]"
+            at += 2
+        else:
+            name, leaves = child
+            items = ", ".join(f"{leaf!r}: _leaf(g[{at + i}])" for i, leaf in enumerate(leaves))
+            sources[name] = f"{{{items}}}"
+            at += len(leaves)
+    return sources
+
+
+def _leaf(text: str | None) -> str:
+    """A nested child's leaf as the element walk gives it: stripped, "" when empty."""
+    return text.strip() if text else ""
 
 
 def _kept(value: object) -> object:
