@@ -6,7 +6,7 @@ from typing import Any
 from xml.etree.ElementTree import Element, XMLPullParser
 from xml.etree.ElementTree import ParseError as EtParseError
 
-from ._errors import ApiError, api_error
+from ._errors import ApiError, ParseError, api_error
 
 Event = tuple[str, Element]
 
@@ -85,6 +85,11 @@ class Lines:
         self.line, self.col = advance(text, start, end, self.line, self.col)
         self.expat_line, self.expat_col = advance(text, start, end, self.expat_line, self.expat_col)
 
+    def replay(self, text: str) -> None:
+        """Expat reads ``text``, which the document had earlier (a head read without it)."""
+        self.expat_line, self.expat_col = advance(text, 0, len(text), self.expat_line, 0)
+        self.skipped, self.mark = True, None
+
     def located(self, exc: EtParseError) -> str:
         """Expat's message, with its position moved to where it is in the document."""
         message = str(exc)
@@ -103,3 +108,35 @@ def advance(text: str, start: int, end: int, line: int, col: int) -> tuple[int, 
     if newlines:
         return line + newlines, end - text.rfind("\n", start, end) - 1
     return line, col + end - start
+
+
+def syntax_error(
+    exc: EtParseError,
+    service: str,
+    *,
+    head: bytes,
+    root_seen: bool,
+    truncated: bool,
+    complete: int,
+    fed: int,
+    where: str,
+) -> ParseError:
+    """The ``ParseError`` for expat's syntax error: empty, not XML, cut off or malformed."""
+    if not head.strip():
+        return ParseError(f"{service}: the response body was empty", service=service)
+    head = head.lstrip()
+    if not root_seen and not head.startswith(b"<"):
+        snippet = head[:60].decode("latin-1", "replace")
+        return ParseError(
+            f"{service}: the response is not XML (it starts with {snippet!r})", service=service
+        )
+    if truncated:
+        return ParseError(
+            f"{service}: the response was cut off after {fed} bytes "
+            f"({complete} records were complete)",
+            service=service,
+        )
+    return ParseError(
+        f"{service}: malformed XML ({where}; the response is not a well-formed document)",
+        service=service,
+    )

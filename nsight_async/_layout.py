@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._convert import lenient_timestamp
 from ._scan import Fields, RecordBuilder, Template, boundary
 
 T = TypeVar("T")
@@ -60,3 +61,21 @@ def layout(shape: Shape[Any]) -> Layout:
         levels.setdefault(path[:-1], {})[path[-1]] = build
     found = boundary({p[-1] for p in shape.records}, {p[-1] for p in levels}) if levels else None
     return Layout(kinds, frozenset(containers), levels, found)
+
+
+@attrs.frozen(kw_only=True)
+class Envelope:
+    """The root element's name and attributes (``status``, ``created``, ``host``)."""
+
+    root: str
+    attributes: Mapping[str, str]
+
+    @property
+    def status(self) -> str | None:
+        """``OK``, ``FAIL`` or ``None`` (``patch_list_all`` has no status)."""
+        return self.attributes.get("status")
+
+    @property
+    def created(self) -> Any:
+        """The ``created`` timestamp, parsed leniently (``None`` if unreadable)."""
+        return lenient_timestamp(self.attributes.get("created"))

@@ -7,17 +7,17 @@ It imports neither httpx nor asyncio.
 
 Expat tokenizes and honours the declared encoding (ISO-8859-1 for
 ``patch_list_all``, UTF-8 elsewhere), and ElementTree's C tree builder makes
-the elements: calling back into Python for every element was most of the
-cost of a pure expat-handler parser. After each feed the parser walks only the
-open spine of the tree: every child of an open element except the last is
-complete, so complete records are built, handed out and deleted. Memory stays
+the elements; after each feed the walk (``_walk``) goes down the tree's open
+spine only, builds the records that completed and deletes them. Memory stays
 flat however long the document is.
 
 Between records, a :class:`~nsight_async._scan.LevelScanner` reads the
 simple ones straight from the decoded text, so most records never become
-elements at all; expat reads everything else (the prolog, the envelope,
-contexts, errors and any record the scanner does not read exactly), and
-takes over again at the next place where records start (see ``_scan``).
+elements at all; expat reads everything else (contexts, errors and any
+record the scanner does not read exactly), and the scanner takes over again
+at the next place where records start. A simple head and end (``_head``) are
+read without expat too, and fed to it only if something else needs it: a
+small, plain response never creates an expat parser at all.
 
 A :class:`Shape` says which element paths are records, which are context
 (the client and site around a ``list_devices_at_client`` device) and what to
@@ -31,43 +31,24 @@ error is raised by the next call, so nothing already received is lost.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 from xml.etree.ElementTree import Element, XMLPullParser
 from xml.etree.ElementTree import ParseError as _EtParseError
 
 import attrs
 
-from ._convert import lenient_timestamp
 from ._errors import ActionFailedError, ApiError, HtmlPageError, NsightError, ParseError
-from ._expat import TRUNCATION_CODES, Event, Lines, envelope_error, take_events
-from ._layout import ERROR, RECORD, Finisher, Shape, layout
+from ._expat import TRUNCATION_CODES, Event, Lines, syntax_error, take_events
+from ._head import read_head, tail_state
+from ._layout import Envelope, Finisher, Shape, layout
 from ._prolog import PrologGuard
 from ._scan import Fields, LevelScanner, RecordBuilder, codec_of, decoder
-from ._tree import Repeated, element_value, record_fields
+from ._walk import ElementWalk
 
 T = TypeVar("T")
 __all__ = ["Envelope", "Fields", "Finisher", "RecordBuilder", "Shape", "StreamParser"]
 
 _SLICE = 8 * 1024
-
-
-@attrs.frozen(kw_only=True)
-class Envelope:
-    """The root element's name and attributes (``status``, ``created``, ``host``)."""
-
-    root: str
-    attributes: Mapping[str, str]
-
-    @property
-    def status(self) -> str | None:
-        """``OK``, ``FAIL`` or ``None`` (``patch_list_all`` has no status)."""
-        return self.attributes.get("status")
-
-    @property
-    def created(self) -> Any:
-        """The ``created`` timestamp, parsed leniently (``None`` if unreadable)."""
-        return lenient_timestamp(self.attributes.get("created"))
 
 
 class StreamParser(Generic[T]):
@@ -84,18 +65,17 @@ class StreamParser(Generic[T]):
         self.bytes_fed = 0
         self._shape = shape
         self._layout = layout(shape)
-        self._kinds, self._containers = self._layout.kinds, self._layout.containers
         scans = scan and self._layout.boundary is not None
         self._scans = scans
-        self._pull: XMLPullParser[Element] = XMLPullParser(
-            events=("start", "end") if scans else ("start",)
-        )
+        self._pull: XMLPullParser[Element] | None = None  # made when first needed
         self._guard = PrologGuard(service)
         self._root: Element | None = None
-        self._root_fields: Fields = {}
-        self._context: dict[int, tuple[Element, Fields]] = {}
+        self._tree: ElementWalk[T] = ElementWalk(
+            shape.records, self._layout.kinds, self._layout.containers, service
+        )
+        self._root_fields = self._tree.root_fields
         self._kept: list[bytes] | None = [] if shape.keep_bytes else None
-        self._out: list[T] = []
+        self._out = self._tree.out  # shared: the walk and the scanner build into it
         self._error: NsightError | None = None
         self._closed = False
         # The text route (set once the prolog is read): decoded text not yet read.
@@ -105,6 +85,10 @@ class StreamParser(Generic[T]):
         self._pos = 0
         self._scanner: LevelScanner[T] | None = None
         self._lines = Lines()
+        # A head read without expat (see _head): fed to expat only if it is needed.
+        self._lazy: _Lazy | None = None
+        self._tried_lazy = False
+        self._expat_free = False  # the whole document was read without expat
 
     def feed(self, data: bytes) -> list[T]:
         """Parse more bytes; return the records they completed (maybe none)."""
@@ -145,10 +129,13 @@ class StreamParser(Generic[T]):
             elif data:
                 self._to_expat(data)
             if final:
-                try:
-                    self._pull.close()
-                finally:
-                    self._drain()
+                if not self._expat_free:
+                    if self._lazy is not None:
+                        self._replay()
+                    try:
+                        self._expat().close()
+                    finally:
+                        self._drain()
                 self._finish()
         except NsightError as exc:
             if exc.service is None:  # raised by a record builder, which knows no service
@@ -157,7 +144,16 @@ class StreamParser(Generic[T]):
                 exc.args = (exc.message,)
             self._error = exc
         except _EtParseError as exc:
-            self._error = self._syntax_error(exc, final=final)
+            self._error = syntax_error(
+                exc,
+                self.service,
+                head=self._guard.head,
+                root_seen=self._root is not None,
+                truncated=final and exc.code in TRUNCATION_CODES,
+                complete=self.records_emitted + len(self._out),
+                fed=self.bytes_fed,
+                where=self._lines.located(exc),
+            )
         except (
             ValueError,
             TypeError,
@@ -171,7 +167,8 @@ class StreamParser(Generic[T]):
                 f"{self.service}: unreadable record ({type(exc).__name__}: {exc})",
                 service=self.service,
             )
-        out, self._out = self._out, []
+        out = self._out[:]
+        self._out.clear()
         self.records_emitted += len(out)
         if self._error is not None:
             self._error.records_yielded = self.records_emitted
@@ -196,34 +193,92 @@ class StreamParser(Generic[T]):
         pos = 0
         find = self._layout.boundary.search  # type: ignore[union-attr]  # set when decoding
         try:
+            if not self._tried_lazy:
+                self._tried_lazy = True
+                pos = self._start_without_expat(text)
             while True:
                 if self._scanner is not None:
                     start = pos
                     pos = self._scanner.scan(text, pos, self._out)
                     self._lines.skip(text, start, pos)
+                    if self._lazy is not None:  # expat unneeded so far: is this the end?
+                        closed = tail_state(text, pos, self._lazy.path)
+                        if closed and final:
+                            self._lines.skip(text, pos, len(text))
+                            pos, self._expat_free = len(text), True
+                            break
+                        if closed is not None and not final:
+                            break  # the end tags (or part of them): wait for the rest
                     self._scanner = None
                 found = find(text, pos)
                 if found is None:
                     if len(text) > pos:
-                        self._lines.expat(text, pos, len(text))
-                        self._to_expat(text[pos:].encode(self._codec))
+                        self._expat_reads(text, pos, len(text))
                         pos = len(text)
                     break
                 start, end = found.span()
-                self._lines.expat(text, pos, end)
                 if start > pos:
-                    self._to_expat(text[pos:start].encode(self._codec))
+                    self._expat_reads(text, pos, start)
                 # The boundary token alone must make expat's event. Inside a comment,
                 # a CDATA section, a processing instruction or a tag whose attribute
                 # holds ">", it makes none, and the scanner must not read what
                 # expat is not reading as markup.
-                last = self._to_expat(text[start:end].encode(self._codec))
+                last = self._expat_reads(text, start, end)
                 pos = end
                 self._scanner = self._scanner_after(last)
         finally:
             self._text, self._pos = text, pos
 
+    def _start_without_expat(self, text: str) -> int:
+        """Read a simple head (see ``_head``) and start the scanner; return where it ended."""
+        levels, contexts = self._layout.levels, self._shape.contexts
+        head = read_head(text, levels.__contains__, contexts.__contains__)
+        if head is None or head.root not in self._shape.roots:
+            return 0
+        self.envelope = Envelope(root=head.root, attributes=head.attributes)
+        fields = [self._root_fields, *({} for _ in head.path[1:])]
+        self._lazy = _Lazy(text[: head.end], head.path, fields)
+        self._lines.skip(text, 0, head.end)
+        learned = self._layout.learned.setdefault(head.path, [])
+        self._scanner = LevelScanner(levels[head.path], fields, learned)
+        return head.end
+
+    def _replay(self) -> None:
+        """Feed expat the head read without it, and adopt the fields collected so far."""
+        assert self._lazy is not None
+        assert self._codec is not None
+        lazy, self._lazy = self._lazy, None
+        self._lines.replay(lazy.text)
+        self._feed(lazy.text.encode(self._codec))
+        element = self._root
+        for depth, fields in enumerate(lazy.fields[1:], start=2):
+            if element is None or not len(element):
+                break
+            element = element[-1]
+            self._tree.context[depth] = (element, fields)
+
+    def _expat(self) -> XMLPullParser[Element]:
+        if self._pull is None:
+            events: tuple[Literal["start", "end"], ...] = ("start",)
+            if self._scans:
+                events = ("start", "end")
+            self._pull = XMLPullParser(events=events)
+        return self._pull
+
+    def _expat_reads(self, text: str, start: int, end: int) -> Event | None:
+        if self._lazy is not None:
+            self._replay()
+        assert self._codec is not None
+        self._lines.expat(text, start, end)
+        return self._feed(text[start:end].encode(self._codec))
+
     def _to_expat(self, data: bytes) -> Event | None:
+        """Feed expat (after the head it has not seen yet); return the last parse event."""
+        if self._lazy is not None:
+            self._replay()
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> Event | None:
         """Feed expat in slices; return the last parse event.
 
         The elements of one slice are freed before the next is parsed, so fewer
@@ -231,18 +286,21 @@ class StreamParser(Generic[T]):
         once. Fed whole, a 64 KiB chunk triggered ~1,100 collections per 20 MB.
         """
         last = None
+        pull = self._expat()
         for start in range(0, len(data), _SLICE):
-            self._pull.feed(data[start : start + _SLICE])
+            pull.feed(data[start : start + _SLICE])
             last = self._drain()
         return last
 
     def _drain(self) -> Event | None:
+        if self._pull is None:
+            return None
         first, last, error = take_events(self._pull)
         if self._root is None and first is not None:
             self._start_root(first)
         if self._root is not None:
             # Records completed before a syntax error still come out first.
-            self._walk(self._root, (self._root.tag,), self._root_fields, [], False)
+            self._tree.walk(self._root, (self._root.tag,), self._root_fields, [], False)
         if error is not None:
             raise error
         return last
@@ -251,7 +309,7 @@ class StreamParser(Generic[T]):
         """A scanner for the records that may follow, if expat stopped between records."""
         if last is None or self._root is None:
             return None
-        spine = self._spine()
+        spine = self._tree.spine(self._root)
         parent, path, fields = spine[-1]
         builders = self._layout.levels.get(path)
         if builders is None:
@@ -261,80 +319,11 @@ class StreamParser(Generic[T]):
         if event == "end":  # a record just closed: the walk left it, thinking it open
             if len(parent) == 0 or parent[-1] is not element or element.tag not in builders:
                 return None
-            self._complete_child(element, path, fields, ancestors)
+            self._tree.complete_child(element, path, fields, ancestors)
             del parent[-1]
         elif element is not parent:
             return None
         return LevelScanner(builders, ancestors, self._layout.learned.setdefault(path, []))
-
-    def _spine(self) -> list[tuple[Element, tuple[str, ...], Fields]]:
-        """The open elements the walk descends into, root first."""
-        assert self._root is not None
-        element: Element = self._root
-        path: tuple[str, ...] = (self._root.tag,)
-        spine: list[tuple[Element, tuple[str, ...], Fields]] = [(element, path, self._root_fields)]
-        while len(element):
-            child = element[-1]
-            child_path = (*path, child.tag)
-            if child_path not in self._containers:
-                break
-            element, path = child, child_path
-            spine.append((element, path, self._fields_of(element, len(path))))
-        return spine
-
-    def _walk(
-        self,
-        element: Element,
-        path: tuple[str, ...],
-        fields: Fields,
-        ancestors: list[Fields],
-        complete: bool,
-    ) -> None:
-        count = len(element)
-        done = count if complete else count - 1
-        if count == 0:
-            return
-        ancestors = [*ancestors, fields]
-        for index in range(max(done, 0)):
-            self._complete_child(element[index], path, fields, ancestors)
-        if done > 0:
-            del element[:done]
-        if not complete:  # the last child is still open: descend into it if it matters
-            child = element[-1]
-            child_path = (*path, child.tag)
-            if child_path in self._containers:
-                held = self._fields_of(child, len(child_path))
-                self._walk(child, child_path, held, ancestors, False)
-
-    def _complete_child(
-        self, child: Element, path: tuple[str, ...], fields: Fields, ancestors: list[Fields]
-    ) -> None:
-        child_path = (*path, child.tag)
-        kind = self._kinds.get(child_path, 0)
-        if kind == RECORD:
-            build = self._shape.records[child_path].build
-            self._out.append(build(child.tag, record_fields(child), ancestors))
-        elif kind == ERROR:
-            raise envelope_error(element_value(child), self.service)
-        elif child_path in self._containers:  # <items>, or a context such as <client>
-            held = self._fields_of(child, len(child_path))
-            self._walk(child, child_path, held, ancestors, True)
-        else:
-            value = element_value(child)
-            old = fields.get(child.tag)
-            if old is None and child.tag not in fields:
-                fields[child.tag] = value
-            elif isinstance(old, Repeated):
-                old.append(value)
-            else:
-                fields[child.tag] = Repeated((old, value))
-
-    def _fields_of(self, element: Element, depth: int) -> Fields:
-        held = self._context.get(depth)
-        if held is None or held[0] is not element:
-            held = (element, {})
-            self._context[depth] = held
-        return held[1]
 
     def _start_root(self, root: Element) -> None:
         if root.tag not in self._shape.roots:
@@ -354,7 +343,7 @@ class StreamParser(Generic[T]):
 
     def _finish(self) -> None:
         if self._root is not None:
-            self._walk(self._root, (self._root.tag,), self._root_fields, [], True)
+            self._tree.walk(self._root, (self._root.tag,), self._root_fields, [], True)
         envelope = self.envelope
         if envelope is None:
             raise ParseError(f"{self.service}: the response body was empty", service=self.service)
@@ -371,24 +360,11 @@ class StreamParser(Generic[T]):
                 self._shape.finish(envelope.root, self._root_fields, envelope.attributes, body)
             )
 
-    def _syntax_error(self, exc: _EtParseError, *, final: bool) -> ParseError:
-        if not self._guard.head.strip():
-            return ParseError(f"{self.service}: the response body was empty", service=self.service)
-        head = self._guard.head.lstrip()
-        if self._root is None and not head.startswith(b"<"):
-            snippet = head[:60].decode("latin-1", "replace")
-            return ParseError(
-                f"{self.service}: the response is not XML (it starts with {snippet!r})",
-                service=self.service,
-            )
-        if final and exc.code in TRUNCATION_CODES:
-            return ParseError(
-                f"{self.service}: the response was cut off after {self.bytes_fed} bytes "
-                f"({self.records_emitted + len(self._out)} records were complete)",
-                service=self.service,
-            )
-        return ParseError(
-            f"{self.service}: malformed XML ({self._lines.located(exc)}; "
-            "the response is not a well-formed document)",
-            service=self.service,
-        )
+
+@attrs.frozen
+class _Lazy:
+    """A head read without expat: its text, the open path and each level's fields."""
+
+    text: str
+    path: tuple[str, ...]
+    fields: list[Fields]

@@ -39,7 +39,8 @@ def _parse(
         records += parser.close()
     except NsightError as exc:
         return records, type(exc)
-    return records, None
+    assert parser.envelope is not None
+    return [*records, parser.envelope], None  # the envelope must agree too
 
 
 def _same(service: str, params: dict[str, str], pieces: list[bytes]) -> list[Any]:
@@ -140,7 +141,31 @@ _HIDING = st.sampled_from(
     ]
 )
 _SPACE = st.sampled_from(["", "\n", "\n    ", "\r\n  ", " ", "\t"])
-_ODD_ATTR = st.sampled_from(["", "", ' note="a>b"', " note='>'"])
+_ODD_ATTR = st.sampled_from(
+    [
+        *("", "", "", ' note="a>b"', " note='>'", ' a="1" a="2"', ' n="&amp;"', ' n="a\tb"'),
+        *(" n='x'", ' xmlns="urn:x"', ' xmlns:n="urn:n"'),
+    ]
+)
+#: What comes before the root: declarations expat accepts or refuses, a BOM, comments.
+_PROLOG = st.sampled_from(
+    [
+        '<?xml version="1.0" encoding="UTF-8"?>\n',
+        '<?xml version="1.0"?>',
+        "<?xml version='1.0' encoding='utf-8' standalone='yes'?>",
+        "",
+        "\n  ",
+        "\ufeff",
+        '\ufeff<?xml version="1.0"?>',
+        '<?xml version="1.1"?>',
+        '<?xml version="1.0" encoding="UTF-8"?><!-- c -->',
+        ' <?xml version="1.0"?>',
+        '<?xml version="1.0" standalone="maybe"?>',
+        "<?xml encoding='UTF-8'?>",
+    ]
+)
+#: What comes after the root's end tag.
+_AFTER = st.sampled_from(["", "\n", "  \n\t", "<!-- end -->", "<result/>", "x", "</result>"])
 
 
 @st.composite
@@ -201,13 +226,17 @@ def _document(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
     if kind == "sessions":
         body = sep.join(draw(_record("session", _SESSION, "session_id")) for _ in range(n))
         doc = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<result status="OK"{draw(_ODD_ATTR)}>{sep}{body}</result>'
+            f'{draw(_PROLOG)}<result status="OK"{draw(_ODD_ATTR)}>{sep}{body}</result>'
+            f"{draw(_AFTER)}"
         )
         service = "list_mob_sessions"
     elif kind == "clients":
         body = sep.join(draw(_record("client", _CLIENT, "clientid")) for _ in range(n))
-        doc = f'<?xml version="1.0"?><result status="OK"><items>{sep}{body}</items></result>'
+        items = draw(st.sampled_from(["<items>", "<items>", "<items >", "<items\n>"]))
+        doc = (
+            f'{draw(_PROLOG)}<result status="OK"{draw(_ODD_ATTR)}>{items}{sep}{body}'
+            f"</items>{draw(_SPACE)}</result>{draw(_AFTER)}"
+        )
         service = "list_clients"
     elif kind == "devices":
         devices = sep.join(
@@ -314,6 +343,6 @@ def test_a_boot_time_beyond_the_platforms_clock_is_kept_raw_not_raised() -> None
         b'<result status="OK"><items><server><serverid>1</serverid>'
         b"<last_boot_time>99999999999999999999</last_boot_time></server></items></result>"
     )
-    (server,) = _same("list_servers", {"siteid": "1"}, [body])
+    server, _envelope = _same("list_servers", {"siteid": "1"}, [body])
     assert server.last_boot_time is None
     assert server.extra["last_boot_time_raw"] == "99999999999999999999"
