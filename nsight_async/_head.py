@@ -23,7 +23,7 @@ _NAME = "[A-Za-z_][A-Za-z0-9_.-]*"
 _VALUE = "[^<&\t\r\n\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ufffe\\uffff"
 _DECLARATION = (
     f"<\\?xml{_S}+version{_S}*={_S}*(?:\"1\\.0\"|'1\\.0')"
-    f"(?:{_S}+encoding{_S}*={_S}*(?:\"[A-Za-z][\\w.-]*\"|'[A-Za-z][\\w.-]*'))?"
+    f"(?:{_S}+encoding{_S}*={_S}*(?:\"[A-Za-z][A-Za-z0-9._-]*\"|'[A-Za-z][A-Za-z0-9._-]*'))?"
     f"(?:{_S}+standalone{_S}*={_S}*(?:\"(?:yes|no)\"|'(?:yes|no)'))?{_S}*\\?>"
 )
 _ATTRIBUTE = f"{_S}+({_NAME}){_S}*={_S}*(?:\"({_VALUE}\"]*)\"|'({_VALUE}']*)')"
@@ -32,6 +32,9 @@ _ROOT = re.compile(f"\\ufeff?(?:{_DECLARATION})?{_S}*+<({_NAME})((?:{_ANY_ATTRIB
 _ATTRIBUTES = re.compile(_ATTRIBUTE)
 _CHILD = re.compile(f"{_S}*+<({_NAME})>")
 _SPACE = re.compile(f"{_S}*+")
+#: The most text kept waiting for the end tags; past it (whitespace without end),
+#: expat reads on, in linear time, rather than the text being joined again and again.
+MAX_TAIL = 4096
 
 
 @attrs.frozen

@@ -39,7 +39,7 @@ import attrs
 
 from ._errors import ActionFailedError, ApiError, HtmlPageError, NsightError, ParseError
 from ._expat import TRUNCATION_CODES, Event, Lines, syntax_error, take_events
-from ._head import read_head, tail_state
+from ._head import MAX_TAIL, read_head, tail_state
 from ._layout import Envelope, Finisher, Shape, layout
 from ._prolog import PrologGuard
 from ._scan import Fields, LevelScanner, RecordBuilder, codec_of, decoder
@@ -207,7 +207,7 @@ class StreamParser(Generic[T]):
                             self._lines.skip(text, pos, len(text))
                             pos, self._expat_free = len(text), True
                             break
-                        if closed is not None and not final:
+                        if closed is not None and not final and len(text) - pos <= MAX_TAIL:
                             break  # the end tags (or part of them): wait for the rest
                     self._scanner = None
                 found = find(text, pos)

@@ -310,6 +310,11 @@ _HIDDEN = [
      b"<clientid>4</clientid></client> --></items></result>"]),
     ("list_mob_sessions", [b'<result status="OK" x=">"><?pi <result><session><session_id>3'
      b"</session_id></session>?></result>"]),
+    # An encoding name expat refuses (non-ASCII), found by a second review.
+    ("list_clients", [b'<?xml version="1.0" encoding="utf-8\xc2\xaa"?><result status="OK">'
+     b"<items><client><clientid>1</clientid></client></items></result>"]),
+    ("patch_list_all", [b'<?xml version="1.0" encoding="ISO-8859-1\xe9"?><patches><patch>'
+     b"<patchid>1</patchid></patch></patches>"]),
 ]  # fmt: skip
 
 
@@ -346,3 +351,24 @@ def test_a_boot_time_beyond_the_platforms_clock_is_kept_raw_not_raised() -> None
     server, _envelope = _same("list_servers", {"siteid": "1"}, [body])
     assert server.last_boot_time is None
     assert server.extra["last_boot_time_raw"] == "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<result status="OK"><items></items></result>' + b" " * 200_000,
+        b'<result status="OK"><items>' + b" " * 200_000 + b"</items></result>",
+    ],
+)
+def test_long_whitespace_after_records_is_not_held_and_rejoined(body: bytes) -> None:
+    """Whitespace waiting for the end tags is handed to expat past a bound, not kept
+    and joined to every new piece (that was quadratic: found by review)."""
+    parser = parser_for("list_clients")
+    pieces = [body[i : i + 1024] for i in range(0, len(body), 1024)]
+    held = 0
+    for piece in pieces:
+        assert parser.feed(piece) == []
+        held = max(held, len(parser._text) - parser._pos)
+    assert parser.close() == []
+    assert held < 8 * 1024
+    _same("list_clients", {}, pieces)
