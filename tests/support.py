@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from nsight_async import NsightError, StreamParser
+from nsight_async.testing import Fault, FaultContext, SimulatedFleet, Simulator, SimulatorConfig
 
 T = TypeVar("T")
 
@@ -66,3 +69,26 @@ def isolated_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
     root.handlers[:], root.level = saved[0], saved[1]
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
+
+
+def failing_device(fleet: SimulatedFleet) -> tuple[Simulator, int]:
+    """A simulator over ``fleet`` whose first device is refused (FAIL code 4) on every
+    call about it; return the simulator and that device's id."""
+    victim = next(iter(fleet.device_ids()))
+
+    def script(ctx: FaultContext) -> Fault | None:
+        return Fault.FAIL4 if ctx.device_id == str(victim) else None
+
+    return Simulator(fleet, config=SimulatorConfig(fault_script=script)), victim
+
+
+def feed_all(parser: StreamParser[Any], pieces: Iterable[bytes]) -> tuple[list[Any], Any]:
+    """Feed ``pieces`` then close; return every record handed out and the error (or None)."""
+    records: list[Any] = []
+    try:
+        for piece in pieces:
+            records += parser.feed(piece)
+        records += parser.close()
+    except NsightError as exc:
+        return records, exc
+    return records, None

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from support import stop_after
+from support import failing_device, stop_after
 
 from nsight_async import (
     AuditResult,
@@ -118,12 +118,7 @@ async def test_audit_matches_ground_truth_with_the_fewest_calls() -> None:
 async def test_unfetchable_device_is_not_audited_with_its_error() -> None:
     """A device whose sessions cannot be fetched is NOT_AUDITED and carries the error."""
     fleet = make_fleet(clients=3, devices=50, mob_fraction=1.0)
-    victim = next(iter(fleet.device_ids()))
-
-    def script(ctx: FaultContext) -> Fault | None:
-        return Fault.FAIL4 if ctx.device_id == str(victim) else None
-
-    sim = Simulator(fleet, config=SimulatorConfig(fault_script=script))
+    sim, victim = failing_device(fleet)
     async with connect(sim) as client:
         items = results(await audit_all(client))
     bad = [r for r in items if r.health is Health.NOT_AUDITED]

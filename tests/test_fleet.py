@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
+from support import failing_device
 
 from benchmarks.bench_fleet import naive_walk
 from nsight_async import (
@@ -293,12 +294,7 @@ async def test_failed_client_listing_yields_client_failures() -> None:
 async def test_device_whose_work_fails_yields_an_error_outcome() -> None:
     """A device whose sessions cannot be fetched yields one error outcome, not a crash."""
     fleet = make_fleet(clients=3, devices=60, mob_fraction=1.0)
-    victim = next(iter(fleet.device_ids()))
-
-    def script(ctx: FaultContext) -> Fault | None:
-        return Fault.FAIL4 if ctx.device_id == str(victim) else None
-
-    sim = Simulator(fleet, config=SimulatorConfig(fault_script=script))
+    sim, victim = failing_device(fleet)
     async with connect(sim) as client:
         outcomes = await walk(Fleet(client), session_counter(client), skip=mob_off)
     errors = [o for o in outcomes if isinstance(o, Outcome) and o.status == "error"]

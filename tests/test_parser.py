@@ -17,6 +17,7 @@ from typing import Any
 
 import psutil
 import pytest
+from support import feed_all
 
 from nsight_async import (
     ActionFailedError,
@@ -126,14 +127,10 @@ def _body(sample: str) -> bytes:
 
 def _run(parser: StreamParser[Any], chunks: Iterable[bytes]) -> Outcome:
     """Feed ``chunks`` then close; return every record handed out and the error, if any."""
-    records: list[Any] = []
-    try:
-        for chunk in chunks:
-            records += parser.feed(chunk)
-        records += parser.close()
-    except NsightError as exc:
-        return records, (type(exc), str(exc), exc.records_yielded)
-    return records, None
+    records, exc = feed_all(parser, chunks)
+    if exc is None:
+        return records, None
+    return records, (type(exc), str(exc), exc.records_yielded)
 
 
 def _outcome(sample: str, chunks: Iterable[bytes]) -> Outcome:

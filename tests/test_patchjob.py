@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import failing_device
 
 from nsight_async import (
     DeviceKind,
@@ -134,12 +135,7 @@ async def test_filters_narrow_the_walk() -> None:
 async def test_device_whose_patches_cannot_be_read_is_an_error_of_the_plan() -> None:
     """A device whose patch list fails is listed in plan.errors, not silently dropped."""
     fleet = make_fleet(clients=3, devices=40, patch_fraction=1.0)
-    victim = next(iter(fleet.device_ids()))
-
-    def script(ctx: FaultContext) -> Fault | None:
-        return Fault.FAIL4 if ctx.device_id == str(victim) else None
-
-    sim = Simulator(fleet, config=SimulatorConfig(fault_script=script))
+    sim, victim = failing_device(fleet)
     async with connect(sim) as client:
         plan = await plan_patch_retry(client)
     assert [d.device_id for d, _ in plan.errors] == [victim]
@@ -164,12 +160,7 @@ async def test_failed_client_listing_fails_the_plan() -> None:
 async def test_plan_save_and_load_round_trip(tmp_path: Path) -> None:
     """A saved plan loads back equal, with its criteria, items and errors."""
     fleet = make_fleet(clients=3, devices=40, patch_fraction=1.0)
-    victim = next(iter(fleet.device_ids()))
-
-    def script(ctx: FaultContext) -> Fault | None:
-        return Fault.FAIL4 if ctx.device_id == str(victim) else None
-
-    sim = Simulator(fleet, config=SimulatorConfig(fault_script=script))
+    sim, victim = failing_device(fleet)
     async with connect(sim) as client:
         plan = await plan_patch_retry(client, titles=["*"], statuses=(16, 64))
     path = tmp_path / "plan.json"
@@ -177,7 +168,7 @@ async def test_plan_save_and_load_round_trip(tmp_path: Path) -> None:
     loaded = PatchPlan.load(path)
     assert loaded == plan
     assert loaded.to_json() == plan.to_json()
-    assert loaded.errors
+    assert [d.device_id for d, _ in loaded.errors] == [victim]
     assert any(not p.title.isascii() for i in loaded.items for p in i.patches if p.title)
 
 

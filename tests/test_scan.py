@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import feed_all
 
 from nsight_async import NsightError, parser_for
 from nsight_async._parser import StreamParser
@@ -32,12 +33,8 @@ def _parse(
 ) -> tuple[list[Any], type[BaseException] | None]:
     shape = list_shape(service, params)
     parser: StreamParser[Any] = StreamParser(shape, service=service, scan=scan)
-    records: list[Any] = []
-    try:
-        for piece in pieces:
-            records += parser.feed(piece)
-        records += parser.close()
-    except NsightError as exc:
+    records, exc = feed_all(parser, pieces)
+    if exc is not None:
         return records, type(exc)
     assert parser.envelope is not None
     return [*records, parser.envelope], None  # the envelope must agree too
