@@ -23,6 +23,7 @@ from ._vocab import SessionStatus, SessionType
 DEFAULT_STALE_AFTER = timedelta(days=3)
 DEFAULT_WINDOW = timedelta(days=7)
 DAILY_DAYS = 30
+_SUCCEEDED = frozenset(s for s in SessionStatus if s.succeeded)
 
 
 class Health(enum.StrEnum):
@@ -100,24 +101,26 @@ class SessionDigest:
     def add(self, session: MobSession) -> None:
         """Take one session into account."""
         self.sessions += 1
-        if session.type is not None and session.type != SessionType.BACKUP:
+        kind = session.type
+        if kind is not None and kind != SessionType.BACKUP:
             return  # restores say nothing about backup health
         when = session.start or session.end
         if when is None:
             return
         key = (when, session.session_id)
-        if self._last_key is None or self._last_key < key:
+        last_key = self._last_key
+        if last_key is None or last_key < key:
             self._last, self._last_key = session, key
-        status = session.status
-        ok = status is not None and status.succeeded
+        ok = session.status in _SUCCEEDED
         plugin = str(session.plugin or "UNKNOWN")
         latest = self._by_plugin_latest.get(plugin)
         if latest is None or latest[0] < key:
             self._by_plugin_latest[plugin] = (key, ok)
         if when >= self._daily_from:
-            day = self._daily.get(when.date())
+            on = when.date()
+            day = self._daily.get(on)
             if day is None:
-                day = self._daily[when.date()] = [0, 0]
+                day = self._daily[on] = [0, 0]
             day[0 if ok else 1] += 1
         if when >= self._window_from:
             self._window_sessions += 1

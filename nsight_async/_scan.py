@@ -19,9 +19,9 @@ reading it. The values it returns are the texts expat would have given.
 Two ways to read a record:
 
 - **template**: for a record whose children come in an order seen before, one
-  compiled pattern per ``(tag, children)``, with two groups per child (plain
-  text, CDATA content), read positionally by a builder generated for that
-  order;
+  compiled pattern per ``(tag, children)``, with three groups per child (plain
+  text, CDATA content, text with entities), read positionally by a builder
+  generated for that order;
 - **generic**: a loop over the children, into a dict for the usual builder;
   the first record read this way teaches the scanner its template.
 """
@@ -39,7 +39,7 @@ import attrs
 T = TypeVar("T")
 
 Fields = dict[str, Any]
-#: Builds a record from the template's groups (two per child: text, CDATA content).
+#: Builds a record from the template's groups (three per child: see `template`).
 PositionalBuild = Callable[[str, tuple[str | None, ...], list[Fields]], T]
 
 
@@ -69,6 +69,7 @@ _WS = "[ \t\r\n]*+"
 _BAD = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\r\\ufffe\\uffff"
 _PLAIN = f"[^<&>{_BAD}]*+"
 _CDATA = f"[^\\]{_BAD}]*+"
+_ESCAPED = f"(?:[^<&>{_BAD}]++|&(?:lt|gt|amp|quot|apos);)*+"
 _NAME = "[A-Za-z_][A-Za-z0-9_.-]*"
 # Possessive quantifiers (Python 3.11): a run that cannot match fails at once
 # instead of backtracking through every way of splitting the text.
@@ -80,13 +81,14 @@ _FIELD = re.compile(f"{_WS}<({_NAME}){_WS}(?:>({_MIXED})</\\1{_WS}>|/>)")
 _OPEN = re.compile(f"{_WS}<({_NAME}){_WS}>")
 _UNESCAPE = re.compile("<!\\[CDATA\\[(.*?)\\]\\]>|&(lt|gt|amp|quot|apos);", re.DOTALL)
 _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
-#: The most children a template is made for (two groups each).
+#: The most children a template is made for (three groups each).
 _MAX_TEMPLATE_FIELDS = 200
 #: The most templates one level keeps (records of one type rarely vary).
 _MAX_TEMPLATES = 4
 
 
-def _unescape(raw: str) -> str | None:
+def unescape(raw: str | None) -> str | None:
+    """Resolve CDATA sections and the five predefined entities; ``None`` for no text."""
     if not raw:
         return None  # as ElementTree: no text is None
     if "&" not in raw and "<" not in raw:
@@ -98,15 +100,22 @@ def _unescape(raw: str) -> str | None:
 def template(tag: str, children: Children) -> re.Pattern[str]:
     """The pattern for a ``<tag>`` record with exactly these children, in this order.
 
-    Groups: two per leaf (its text, its CDATA content); one per leaf of a
-    nested child (its text: CDATA or entities there fall back to the loop).
+    Groups: three per leaf, of which at most one is not empty: its plain text,
+    its CDATA content, or its text with entities (still escaped: the plain
+    alternative fails on ``&`` first, so only such texts pay for unescaping).
+    Each leaf is an atomic group: plain text also matches the third
+    alternative, and a record failing late must not retry every leaf both
+    ways (2**leaves attempts);
+    one per leaf of a nested child (its text: CDATA or entities there fall
+    back to the loop).
     """
     parts = [f"{_WS}<{re.escape(tag)}>"]
     for child in children:
         if isinstance(child, str):
             name = re.escape(child)
             parts.append(
-                f"{_WS}<{name}(?:>(?:({_PLAIN})|<!\\[CDATA\\[({_CDATA})\\]\\]>)</{name}>|{_WS}/>)"
+                f"{_WS}<{name}(?>>(?:({_PLAIN})|<!\\[CDATA\\[({_CDATA})\\]\\]>|({_ESCAPED}))"
+                f"</{name}>|{_WS}/>)"
             )
             continue
         name = re.escape(child[0])
@@ -231,7 +240,7 @@ def _generic(
         m = _FIELD.match(text, pos)
         if m is not None:
             key, raw = m.group(1), m.group(2)
-            value: Any = _unescape(raw) if raw else None
+            value: Any = unescape(raw) if raw else None
             child: Any = key
         elif depth < _MAX_NESTING and (opened := _OPEN.match(text, pos)) is not None:
             key = opened.group(1)

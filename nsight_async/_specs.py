@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 import attrs
 
 from . import _convert as c
 from ._errors import ParseError
 from ._models import CheckCounts
-from ._scan import Children, Fields, PositionalBuild, RecordBuilder
+from ._scan import Children, Fields, PositionalBuild, RecordBuilder, unescape
 from ._vocab import PatchStatus, Plugin, SessionStatus, SessionType
 
 T = TypeVar("T")
 _FACTORY: Any = attrs.Factory
 #: What a converter raises on a value it cannot read (kept raw in ``extra`` instead).
 _UNREADABLE = (c.Unreadable, ValueError, TypeError, AttributeError)
+#: What an inlined first try raises on a value its converter must look at (see `_inline`).
+_FIRST_TRY = (*_UNREADABLE, KeyError)
+_FLAGS = {"0": False, "1": True}
 Spec = tuple[tuple[str, str, Callable[[Any], Any]], ...]
 
 
@@ -71,10 +75,10 @@ def _compiled(
 ) -> Callable[..., Any]:
     """Generate a builder reading a dict (``children`` is None) or the scanner's groups.
 
-    Positional builders read a leaf as ``g[i] or g[i + 1]`` (its text, or its
-    CDATA content) and a nested child as a dict of its stripped leaves, as
-    the template lays out its groups; children the table does not know go
-    to ``extra``.
+    Positional builders read a leaf as ``g[i] or g[i + 1] or _unescape(g[i + 2])``
+    (its text, its CDATA content, or its text with entities resolved) and a
+    nested child as a dict of its stripped leaves, as the template lays out
+    its groups; children the table does not know go to ``extra``.
     """
     record_type: Any = cls
     defaults: dict[str, Any] = {f.name: f.default for f in attrs.fields(record_type)}
@@ -83,9 +87,11 @@ def _compiled(
     env: dict[str, Any] = {
         "cls": cls,
         "_UNREADABLE": _UNREADABLE,
+        "_FIRST_TRY": _FIRST_TRY,
         "KNOWN": known,
         "_kept": _kept,
         "_leaf": _leaf,
+        "_unescape": unescape,
     }
     env["missing"] = _missing
     lines = [
@@ -105,7 +111,7 @@ def _compiled(
         else:
             env[f"d{i}"] = None if default is attrs.NOTHING else default
             fallback = f"d{i}"
-        call = "int(v)" if conv is c.integer else f"conv{i}(v)"
+        call = _inline(conv, i, env)
         if children is None:
             source = f"get({xml!r})"
         elif xml in slot:
@@ -117,7 +123,7 @@ def _compiled(
             "    if v:",
             "        try:",
             f"            a{i} = {call}",
-            "        except _UNREADABLE:",
+            "        except _FIRST_TRY:",
             "            try:",
             f"                a{i} = conv{i}(v)",
             "            except _UNREADABLE:",
@@ -155,14 +161,36 @@ def _compiled(
     return build
 
 
+def _inline(conv: Callable[[Any], Any], i: int, env: dict[str, Any]) -> str:
+    """The first try at converting ``v``, inlined for the common converters.
+
+    Each gives exactly what the converter gives for the values it accepts and
+    raises for the rest, which then go to the converter itself: ``int()`` for
+    integers, a table for 0/1 flags and for open vocabularies, and the
+    documented UTC form for timestamps.
+    """
+    if conv is c.integer:
+        return "int(v)"
+    if conv is c.flag or conv is _flag0:
+        env["_FLAGS"] = _FLAGS
+        return "_FLAGS[v]"
+    if conv is c.utc_datetime:
+        env["_fromiso"] = datetime.fromisoformat
+        return '_fromiso(v + "+00:00")'
+    if isinstance(conv, _Open):
+        env[f"members{i}"] = conv.members
+        return f"members{i}[v]"
+    return f"conv{i}(v)"
+
+
 def _sources(children: Children) -> dict[str, str]:
     """Each child's value as an expression over the template's groups ``g``."""
     sources: dict[str, str] = {}
     at = 0
     for child in children:
         if isinstance(child, str):
-            sources[child] = f"g[{at}] or g[{at + 1}]"
-            at += 2
+            sources[child] = f"g[{at}] or g[{at + 1}] or _unescape(g[{at + 2}])"
+            at += 3
         else:
             name, leaves = child
             items = ", ".join(f"{leaf!r}: _leaf(g[{at + i}])" for i, leaf in enumerate(leaves))
@@ -187,22 +215,26 @@ def _missing(name: str, xml: str, fields: Fields) -> None:
     raise ParseError(f"a <{name}> record has no readable <{xml}> (got {fields.get(xml)!r})")
 
 
-def _open(cls: Callable[[str], T]) -> Callable[[str], T | None]:
-    """Fast lookup of an open vocabulary's members (the Enum call is slow)."""
-    members: dict[str, T] = getattr(cls, "_value2member_map_")  # noqa: B009  # Enum's own cache
+class _Open(Generic[T]):
+    """Converts to an open vocabulary's member: a table lookup (the Enum call is slow)."""
 
-    def convert(value: str) -> T | None:
-        member = members.get(value)
+    def __init__(self, cls: Callable[[str], T]) -> None:
+        self.cls = cls
+        self.members: dict[str, T] = getattr(cls, "_value2member_map_")  # noqa: B009  # Enum's cache
+
+    def __call__(self, value: str) -> T | None:
+        member = self.members.get(value)
         if member is None:
             stripped = c.text(value)
             if stripped is None:
                 return None  # empty, or a sentinel
-            member = members.get(stripped)
+            member = self.members.get(stripped)
             if member is None:
-                return cls(stripped)
+                return self.cls(stripped)
         return member
 
-    return convert
+
+_open = _Open
 
 
 #: For records that take nothing from outside themselves.

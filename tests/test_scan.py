@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import feed_all
 
-from nsight_async import NsightError, parser_for
+from nsight_async import DeviceAtClient, NsightError, parser_for
 from nsight_async._parser import StreamParser
 from nsight_async._shapes import list_shape
 
@@ -369,3 +369,43 @@ def test_long_whitespace_after_records_is_not_held_and_rejoined(body: bytes) -> 
     assert parser.close() == []
     assert held < 8 * 1024
     _same("list_clients", {}, pieces)
+
+
+def test_leaves_with_entities_are_read_by_templates_and_match() -> None:
+    """Names with ``&amp;`` (common in company and site names) parse as on the element path."""
+    tail = (
+        b"<status>online</status><checkcount><dsc_247>1</dsc_247><pass>2</pass><clear>3</clear>"
+        b"<fail>4</fail></checkcount><takecontrol>0</takecontrol><patch>1</patch><mav>0</mav>"
+        b"<mob>1</mob><systray>0</systray><mavbreck>0</mavbreck><webprotection>0</webprotection>"
+        b"<riskintelligence>1</riskintelligence></workstation>"
+    )
+    devices = b"".join(
+        b"<workstation><id>%d</id><name>WS-%d</name><username>o'brien</username>"
+        b"<description>%s</description>" % (i, i, text) + tail
+        for i, text in enumerate([b"Server &amp; NAS", b"plain", b"&lt;b&gt; &quot;x&quot;", b""])
+    )
+    body = (
+        b'<result status="OK"><items><client><id>1</id><name>Smith &amp; Sons</name><site>'
+        b"<id>2</id><name>HQ</name>" + devices + b"</site></client></items></result>"
+    )
+    records = _same(
+        "list_devices_at_client", {"clientid": "1", "devicetype": "workstation"}, [body]
+    )
+    devices = [r for r in records if isinstance(r, DeviceAtClient)]
+    assert [d.description for d in devices] == ["Server & NAS", "plain", '<b> "x"', None]
+    assert devices[0].client_name == "Smith & Sons"
+
+
+def test_a_wide_record_that_fails_late_fails_fast() -> None:
+    """A template over many leaves does not retry each leaf's alternatives (2**leaves tries)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from nsight_async._scan import template\n"
+        "kids = tuple(f'f{i}' for i in range(40))\n"
+        "rec = '<r>' + ''.join(f'<f{i}>v{i}</f{i}>' for i in range(40)) + '<late/></r>'\n"
+        "assert template('r', kids).match(rec) is None\n"
+    )
+    # Exponential backtracking would take years; the bound only stops a hung run.
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
