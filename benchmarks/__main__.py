@@ -104,6 +104,15 @@ def fleet_rows(r: dict[str, Any]) -> list[Row]:
              f"{lat['wall_s']:.2f}", f"ideal {lat['ideal_s']:.2f}", f"{lat['ratio']:.2f}×",
              f"≤ {lat['target_ratio']}×", _ok(lat["ratio"] <= lat["target_ratio"]))
         )  # fmt: skip
+        bare = lat["bare_client"]
+        rows.append(
+            ("fleet", f"  the floor, same run: a bare client (aiohttp + parser only) over the same "
+             f"{bare['calls']:,} session calls (wall s; client/server CPU ms per call "
+             f"{bare['client_cpu_ms_per_call']:.3f}/{bare['server_cpu_ms_per_call']:.3f}, "
+             f"audit {lat['client_cpu_ms_per_call']:.3f}/{lat['server_cpu_ms_per_call']:.3f})",
+             f"{bare['wall_s']:.2f}", f"ideal {bare['ideal_s']:.2f}", f"{bare['ratio']:.2f}×",
+             "—", "—")
+        )  # fmt: skip
     rows.append(
         ("fleet", f"rate limit {rate['rate_per_min']}/min, {rate['calls']:,} calls "
          "(over-limit answers; achieved/R)", f"{rate['over_limit']}; {rate['achieved_ratio']:.3f}",

@@ -6,10 +6,9 @@ in one run:
 1. **calls**: a full backup audit against the naive walk (list_sites →
    list_servers/list_workstations → list_mob_sessions), same client, same
    fleet, in process; exact counts from the simulator's request log.
-2. **latency-bound**: the simulator in a separate process on loopback with
-   50 ms latency and no rate limit; the audit with 100 calls in flight; wall
-   time against the ideal ``calls × latency ÷ in-flight``, and when the first
-   outcome arrived against when enumeration ended.
+2. **latency-bound** (``bench_latency.py``): the simulator in a separate
+   process with 50 ms latency; the audit with 100 calls in flight against the
+   ideal ``calls × latency ÷ in-flight`` and against a bare client, same run.
 3. **rate**: the simulator enforcing R calls per 60 s window and the client
    set to R, in virtual time (shared fake clock and sleep), so minutes of
    rate-limited calls take a few seconds: over-limit answers and achieved/R.
@@ -30,15 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import psutil
 
-from nsight_async import AuditSettings, NsightClient, Progress, RunStore, backup_audit
+from nsight_async import (
+    AuditSettings,
+    NsightClient,
+    RunStore,
+    backup_audit,
+)
 from nsight_async.testing import (
     SIMULATOR_API_KEY,
     SimulatedFleet,
@@ -48,36 +51,13 @@ from nsight_async.testing import (
     VirtualTime,
 )
 
+from ._simproc import simulator_process
+from .bench_latency import bench_latency
+
 T = TypeVar("T")
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 INPROC_URL = "http://127.0.0.1:1"
 # -- helpers ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def simulator_process(
-    *, clients: int, devices: int, latency: float, history_days: int, seed: str = "bench"
-) -> Iterator[tuple[str, int]]:
-    """Serve a simulator from a child process on loopback; yield (URL, pid), stop it after."""
-    cmd = [
-        sys.executable, "-m", "nsight_async.testing", "--port", "0", "--seed", seed,
-        "--clients", str(clients), "--devices", str(devices), "--latency", str(latency),
-        "--history-days", str(history_days),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        if not url.startswith("http://127.0.0.1:"):
-            raise RuntimeError(f"the simulator did not start: {url!r}")
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @contextlib.asynccontextmanager
@@ -137,77 +117,7 @@ async def bench_calls(quick: bool) -> dict[str, Any]:
     }
 
 
-# -- 2. latency-bound ------------------------------------------------------------------
-
-
-async def _timed_audit(url: str, in_flight: int) -> dict[str, Any]:
-    started = time.perf_counter()
-    first: float | None = None
-    enumerated: float | None = None
-    devices = 0
-
-    def progress(p: Progress) -> None:
-        nonlocal enumerated
-        if enumerated is None and p.clients_total and p.clients_listed == p.clients_total:
-            enumerated = time.perf_counter() - started
-
-    async with NsightClient(
-        url, SIMULATOR_API_KEY, max_at_once=in_flight, max_per_minute=None
-    ) as client:
-        async for _ in backup_audit(client, on_progress=progress):
-            devices += 1
-            if first is None:
-                first = time.perf_counter() - started
-        calls = client.calls_started
-    return {
-        "wall_s": time.perf_counter() - started,
-        "calls": calls,
-        "devices": devices,
-        "first_outcome_s": first,
-        "enumeration_end_s": enumerated,
-    }
-
-
-def _latency_run(clients: int, devices: int, latency: float, in_flight: int) -> dict[str, Any]:
-    with simulator_process(clients=clients, devices=devices, latency=latency, history_days=7) as (
-        url,
-        pid,
-    ):
-        server = psutil.Process(pid)
-        server_cpu = sum(server.cpu_times()[:2])
-        own_cpu = time.process_time()
-        result = asyncio.run(_timed_audit(url, in_flight))
-        # CPU seconds per wall second: near 1.0 means that process is the bottleneck.
-        result["client_cpu_share"] = (time.process_time() - own_cpu) / result["wall_s"]
-        result["server_cpu_share"] = (sum(server.cpu_times()[:2]) - server_cpu) / result["wall_s"]
-    ideal = result["calls"] * latency / in_flight
-    # Enumeration lists clients one after another: 2 calls per client, each >= latency.
-    serial = 2 * clients * latency
-    result.update(
-        clients=clients,
-        latency_s=latency,
-        in_flight=in_flight,
-        ideal_s=ideal,
-        ratio=result["wall_s"] / ideal,
-        serial_enumeration_floor_s=serial,
-        target_ratio=1.15,
-    )
-    return result
-
-
-def bench_latency(quick: bool) -> dict[str, Any]:
-    """Audit over loopback with 50 ms latency and 100 in flight; compare with the ideal.
-
-    Two fleets of the same size: many clients (the realistic MSP shape) and a
-    few big clients, which separates the cost of listing clients one by one
-    from the efficiency of the per-device pipeline.
-    """
-    devices = 1000 if quick else 10_000
-    many = 10 if quick else 40
-    return {
-        "many_clients": _latency_run(many, devices, 0.05, 100),
-        "few_clients": _latency_run(2, devices, 0.05, 100),
-    }
+# -- 2. latency-bound: bench_latency.py
 
 
 # -- 3. rate ---------------------------------------------------------------------------
@@ -313,6 +223,7 @@ def _table(results: dict[str, Any]) -> str:
     ]  # fmt: skip
     for lat in results["latency"].values():
         tag = f"latency[{lat['clients']} clients]"
+        bare = lat["bare_client"]
         rows += [
             (f"{tag}: calls", f"{lat['calls']:,}", f"{lat['devices']:,} devices"),
             (f"{tag}: wall", f"{lat['wall_s']:.2f} s",
@@ -324,6 +235,14 @@ def _table(results: dict[str, Any]) -> str:
             (f"{tag}: CPU share client/server",
              f"{lat['client_cpu_share']:.2f}/{lat['server_cpu_share']:.2f}",
              "CPU s per wall s (1.00 = that process is saturated)"),
+            (f"{tag}: CPU ms/call client/server",
+             f"{lat['client_cpu_ms_per_call']:.3f}/{lat['server_cpu_ms_per_call']:.3f}",
+             "budget at the ideal rate: 0.5 ms per core"),
+            (f"{tag}: bare client wall / ideal", f"{bare['ratio']:.3f}×",
+             f"aiohttp + parser only, same simulator: {bare['calls']:,} calls, CPU ms/call "
+             f"{bare['client_cpu_ms_per_call']:.3f}/{bare['server_cpu_ms_per_call']:.3f}"),
+            (f"{tag}: ours / bare client", f"{lat['wall_s'] / lat['ideal_s'] / bare['ratio']:.3f}×",
+             "wall/ideal of the audit over that of the floor, same run"),
         ]  # fmt: skip
     rows += [
         ("rate: R (per 60 s window)", f"{r['rate_per_min']}/min", f"{r['calls']:,} calls"),

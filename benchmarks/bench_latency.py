@@ -1,0 +1,139 @@
+"""The latency-bound fleet benchmark: a backup audit against the ideal and a bare client.
+
+The simulator runs in a separate process on loopback with 50 ms latency and
+no rate limit; the audit runs with 100 calls in flight. Reported: wall time
+against the ideal ``calls × latency ÷ in-flight``, when the first outcome
+arrived against when enumeration ended, and both processes' CPU. In the same
+run and against the same simulator, a **bare client** (aiohttp workers that
+feed each response to the parser, nothing else) gives the floor this machine
+allows any client that reads the sessions. Called by ``bench_fleet``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import psutil
+
+from nsight_async import NsightClient, Progress, backup_audit, parser_for
+from nsight_async.testing import SIMULATOR_API_KEY, SimulatedFleet
+
+from ._simproc import simulator_process
+
+
+async def _timed_audit(url: str, in_flight: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    first: float | None = None
+    enumerated: float | None = None
+    devices = 0
+
+    def progress(p: Progress) -> None:
+        nonlocal enumerated
+        if enumerated is None and p.clients_total and p.clients_listed == p.clients_total:
+            enumerated = time.perf_counter() - started
+
+    async with NsightClient(
+        url, SIMULATOR_API_KEY, max_at_once=in_flight, max_per_minute=None
+    ) as client:
+        async for _ in backup_audit(client, on_progress=progress):
+            devices += 1
+            if first is None:
+                first = time.perf_counter() - started
+        calls = client.calls_started
+    return {
+        "wall_s": time.perf_counter() - started,
+        "calls": calls,
+        "devices": devices,
+        "first_outcome_s": first,
+        "enumeration_end_s": enumerated,
+    }
+
+
+async def _bare_sessions(url: str, device_ids: list[int], in_flight: int) -> None:
+    """The floor: ``in_flight`` aiohttp workers that GET each device's sessions and parse them.
+
+    No fleet, digest, governor, retries or records handed on: the least any
+    client that reads the sessions does per call.
+    """
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=in_flight)) as http:
+        todo = iter(device_ids)
+
+        async def worker() -> None:
+            for device_id in todo:
+                params = {"deviceid": str(device_id)}
+                query = {"apikey": SIMULATOR_API_KEY, "service": "list_mob_sessions", **params}
+                async with http.get(f"{url}/api/", params=query) as response:
+                    parser = parser_for("list_mob_sessions", params)
+                    async for chunk in response.content.iter_any():
+                        parser.feed(chunk)
+                    parser.close()
+
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+
+
+def _measured(run: Callable[[], dict[str, Any]], server: psutil.Process) -> dict[str, Any]:
+    """Run ``run`` and add both processes' CPU: seconds per wall second and ms per call."""
+    server_cpu = sum(server.cpu_times()[:2])
+    own_cpu = time.process_time()
+    result = run()
+    client_s = time.process_time() - own_cpu
+    server_s = sum(server.cpu_times()[:2]) - server_cpu
+    # CPU seconds per wall second: near 1.0 means that process is the bottleneck.
+    result["client_cpu_share"] = client_s / result["wall_s"]
+    result["server_cpu_share"] = server_s / result["wall_s"]
+    result["client_cpu_ms_per_call"] = client_s / result["calls"] * 1000
+    result["server_cpu_ms_per_call"] = server_s / result["calls"] * 1000
+    return result
+
+
+def _latency_run(clients: int, devices: int, latency: float, in_flight: int) -> dict[str, Any]:
+    fleet = SimulatedFleet(seed="bench", clients=clients, devices=devices, history_days=7)
+    mob = [d.device_id for d in fleet.iter_devices() if d.mob]
+    with simulator_process(clients=clients, devices=devices, latency=latency, history_days=7) as (
+        url,
+        pid,
+    ):
+        server = psutil.Process(pid)
+        result = _measured(lambda: asyncio.run(_timed_audit(url, in_flight)), server)
+
+        def bare() -> dict[str, Any]:
+            started = time.perf_counter()
+            asyncio.run(_bare_sessions(url, mob, in_flight))
+            return {"wall_s": time.perf_counter() - started, "calls": len(mob)}
+
+        floor = _measured(bare, server)
+    floor["ideal_s"] = len(mob) * latency / in_flight
+    floor["ratio"] = floor["wall_s"] / floor["ideal_s"]
+    result["bare_client"] = floor
+    ideal = result["calls"] * latency / in_flight
+    # Enumeration lists clients one after another: 2 calls per client, each >= latency.
+    serial = 2 * clients * latency
+    result.update(
+        clients=clients,
+        latency_s=latency,
+        in_flight=in_flight,
+        ideal_s=ideal,
+        ratio=result["wall_s"] / ideal,
+        serial_enumeration_floor_s=serial,
+        target_ratio=1.15,
+    )
+    return result
+
+
+def bench_latency(quick: bool) -> dict[str, Any]:
+    """Audit over loopback with 50 ms latency and 100 in flight; compare with the ideal.
+
+    Two fleets of the same size: many clients (the realistic MSP shape) and a
+    few big clients, which separates the cost of listing clients one by one
+    from the efficiency of the per-device pipeline.
+    """
+    devices = 1000 if quick else 10_000
+    many = 10 if quick else 40
+    return {
+        "many_clients": _latency_run(many, devices, 0.05, 100),
+        "few_clients": _latency_run(2, devices, 0.05, 100),
+    }
