@@ -205,25 +205,34 @@ def list_devices_at_client(
     yield "</client></items></result>\n"
 
 
-def _utc_text(epoch: int, days: dict[int, str]) -> str:
-    """Format epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC (dates cached: strftime is slow)."""
+#: ``YYYY-MM-DD`` by day number since the epoch; cleared when full (strftime is slow).
+_DATES: dict[int, str] = {}
+_DATES_MAX = 16_384
+_HOURS_MINUTES = tuple(f" {h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECONDS = tuple(f"{s:02d}" for s in range(60))
+
+
+def _utc_text(epoch: int) -> str:
+    """Format epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC, from cached dates and tables."""
     day, seconds = divmod(epoch, 86400)
-    date = days.get(day)
+    date = _DATES.get(day)
     if date is None:
-        date = days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
-    hours, rest = divmod(seconds, 3600)
-    return f"{date} {hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+        if len(_DATES) >= _DATES_MAX:
+            _DATES.clear()
+        date = _DATES[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
+    minutes, seconds = divmod(seconds, 60)
+    return date + _HOURS_MINUTES[minutes] + _SECONDS[seconds]
 
 
 def list_mob_sessions(head: str, rows: Iterable[SessionRow]) -> Iterator[str]:
     """Yield the ``list_mob_sessions`` document: sessions directly under ``<result>``."""
     yield head
-    days: dict[int, str] = {}
+    utc_text = _utc_text
     for r in rows:
         yield (
             f"<session><session_id>{r[0]}</session_id><type>{r[1]}</type>"
             f"<storage_account_id>{r[2]}</storage_account_id><plugin>{r[3]}</plugin>"
-            f"<start>{_utc_text(r[4], days)}</start><end>{_utc_text(r[5], days)}</end>"
+            f"<start>{utc_text(r[4])}</start><end>{utc_text(r[5])}</end>"
             f"<selection_size>{r[6]}</selection_size>"
             f"<selection_item_count>{r[7]}</selection_item_count>"
             f"<size_change>{r[8]}</size_change><item_count_change>{r[9]}</item_count_change>"
