@@ -108,6 +108,10 @@ class SimPatch:
         return _vocab.PATCH_POLICY_LABELS.get(self.policy, "Do Nothing")
 
 
+#: Every value `mob_profile` returns.
+PROFILES = ("healthy", "stale", "never", "empty", "flaky")
+
+
 def mob_profile(seed: str, device_id: int) -> str:
     """Return the history profile of a device (see the module docstring)."""
     roll = random.Random(f"{seed}:profile:{device_id}").random()
@@ -127,7 +131,13 @@ SessionRow = tuple[int, str, int, str, int, int, int, int, int, int, int, int, i
 
 
 def iter_session_rows(
-    *, seed: str, device_id: int, now: datetime, days: int, count: int | None = None
+    *,
+    seed: str,
+    device_id: int,
+    now: datetime,
+    days: int,
+    count: int | None = None,
+    profile: str | None = None,
 ) -> Iterator[SessionRow]:
     """Yield a device's sessions oldest first, as tuples (the fast path the renderer uses).
 
@@ -137,10 +147,12 @@ def iter_session_rows(
         now: End of the history (aware UTC).
         days: Number of daily batches (ignored when ``count`` is given).
         count: Exact number of sessions wanted (hourly batches), for huge histories.
+        profile: The device's `mob_profile` if the caller knows it (``healthy`` with ``count``).
     """
     rng = random.Random(f"{seed}:mob:{device_id}")
     rand = rng.random
-    profile = "healthy" if count is not None else mob_profile(seed, device_id)
+    if profile is None:
+        profile = "healthy" if count is not None else mob_profile(seed, device_id)
     if profile == "empty":
         return
     n_plugins = rng.choices((1, 2, 3), weights=(5, 3, 2))[0]
