@@ -155,27 +155,27 @@ def list_devices(fleet: SimulatedFleet, head: str, site_id: int, kind: DeviceKin
     yield "</items></result>\n"
 
 
+_TREE_USERNAMES = tuple(element("username", user) for user in _vocab.USERS)
+_TREE_DESCRIPTIONS = tuple(element("description", d) for d in ("", "Front desk", "Server & NAS"))
+
+
 def _tree_device(fleet: SimulatedFleet, device: DeviceInfo) -> str:
+    """Render one device of the tree (numbers written directly: they need no escaping)."""
     rng = random.Random(f"{fleet.seed}:tree:{device.device_id}")
-    tag = device.kind.value
-    checks = "".join(element(t, rng.randint(0, 30)) for t in ("dsc_247", "pass", "clear", "fail"))
-    flags = [element(t, rng.randint(0, 1)) for t in ("takecontrol",)]
-    flags += [element("patch", int(device.patch)), element("mav", rng.randint(0, 1))]
-    flags += [element("mob", int(device.mob))]
-    flags += [element(t, rng.randint(0, 1)) for t in ("systray", "mavbreck")]
-    flags += [element(t, rng.randint(0, 1)) for t in ("webprotection", "riskintelligence")]
-    return "".join(
-        (
-            f"<{tag}>",
-            element("id", device.device_id),
-            element("name", device.name, cdata=_cdata_for(fleet.seed, device.device_id)),
-            element("username", rng.choice(_vocab.USERS)),
-            element("description", rng.choice(("", "Front desk", "Server & NAS"))),
-            element("status", "online" if rng.random() < 0.85 else "offline"),
-            f"<checkcount>{checks}</checkcount>",
-            *flags,
-            f"</{tag}>",
-        )
+    draw = rng.randrange  # randint(a, b) is randrange(a, b + 1): the same draws
+    dsc, passed, clear, fail, takecontrol = draw(31), draw(31), draw(31), draw(31), draw(2)
+    mav, systray, mavbreck, web, risk = draw(2), draw(2), draw(2), draw(2), draw(2)
+    tag, device_id = device.kind.value, device.device_id
+    name = element("name", device.name, cdata=_cdata_for(fleet.seed, device_id))
+    username, description = rng.choice(_TREE_USERNAMES), rng.choice(_TREE_DESCRIPTIONS)
+    status = "online" if rng.random() < 0.85 else "offline"
+    return (
+        f"<{tag}><id>{device_id}</id>{name}{username}{description}<status>{status}</status>"
+        f"<checkcount><dsc_247>{dsc}</dsc_247><pass>{passed}</pass><clear>{clear}</clear>"
+        f"<fail>{fail}</fail></checkcount><takecontrol>{takecontrol}</takecontrol>"
+        f"<patch>{int(device.patch)}</patch><mav>{mav}</mav><mob>{int(device.mob)}</mob>"
+        f"<systray>{systray}</systray><mavbreck>{mavbreck}</mavbreck>"
+        f"<webprotection>{web}</webprotection><riskintelligence>{risk}</riskintelligence></{tag}>"
     )
 
 
