@@ -205,42 +205,54 @@ def list_devices_at_client(
     yield "</client></items></result>\n"
 
 
-#: ``YYYY-MM-DD`` by day number since the epoch; cleared when full (strftime is slow).
+#: ``YYYY-MM-DD `` by day number since the epoch; cleared when full (strftime is slow).
 _DATES: dict[int, str] = {}
 _DATES_MAX = 16_384
-_HOURS_MINUTES = tuple(f" {h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_HOURS_MINUTES = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
 _SECONDS = tuple(f"{s:02d}" for s in range(60))
 
 
-def _utc_text(epoch: int) -> str:
-    """Format epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC, from cached dates and tables."""
-    day, seconds = divmod(epoch, 86400)
+def _date_text(day: int) -> str:
+    """Return ``YYYY-MM-DD `` (with the space) of a day number, cached."""
     date = _DATES.get(day)
     if date is None:
         if len(_DATES) >= _DATES_MAX:
             _DATES.clear()
-        date = _DATES[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
-    minutes, seconds = divmod(seconds, 60)
-    return date + _HOURS_MINUTES[minutes] + _SECONDS[seconds]
+        date = _DATES[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d ")
+    return date
 
 
 def list_mob_sessions(head: str, rows: Iterable[SessionRow]) -> Iterator[str]:
-    """Yield the ``list_mob_sessions`` document: sessions directly under ``<result>``."""
+    """Yield the ``list_mob_sessions`` document: sessions directly under ``<result>``.
+
+    Times are ``YYYY-MM-DD HH:MM:SS`` UTC, written from cached dates and tables.
+    """
     yield head
-    utc_text = _utc_text
-    for r in rows:
+    dates, date_text, hours_minutes, seconds = _DATES, _date_text, _HOURS_MINUTES, _SECONDS
+    for (
+        session_id, kind, storage, plugin, start, end, size, items, size_change, item_change,
+        removed, processed_size, processed_items, transferred, errors, status,
+    ) in rows:  # fmt: skip
+        start_day, start = divmod(start, 86400)
+        start_minute, start = divmod(start, 60)
+        end_day, end = divmod(end, 86400)
+        end_minute, end = divmod(end, 60)
         yield (
-            f"<session><session_id>{r[0]}</session_id><type>{r[1]}</type>"
-            f"<storage_account_id>{r[2]}</storage_account_id><plugin>{r[3]}</plugin>"
-            f"<start>{utc_text(r[4])}</start><end>{utc_text(r[5])}</end>"
-            f"<selection_size>{r[6]}</selection_size>"
-            f"<selection_item_count>{r[7]}</selection_item_count>"
-            f"<size_change>{r[8]}</size_change><item_count_change>{r[9]}</item_count_change>"
-            f"<removed_item_count>{r[10]}</removed_item_count>"
-            f"<processed_size>{r[11]}</processed_size>"
-            f"<processed_item_count>{r[12]}</processed_item_count>"
-            f"<transferred_size>{r[13]}</transferred_size>"
-            f"<error_count>{r[14]}</error_count><status>{r[15]}</status></session>"
+            f"<session><session_id>{session_id}</session_id><type>{kind}</type>"
+            f"<storage_account_id>{storage}</storage_account_id><plugin>{plugin}</plugin>"
+            f"<start>{dates.get(start_day) or date_text(start_day)}"
+            f"{hours_minutes[start_minute]}{seconds[start]}</start>"
+            f"<end>{dates.get(end_day) or date_text(end_day)}"
+            f"{hours_minutes[end_minute]}{seconds[end]}</end>"
+            f"<selection_size>{size}</selection_size>"
+            f"<selection_item_count>{items}</selection_item_count>"
+            f"<size_change>{size_change}</size_change>"
+            f"<item_count_change>{item_change}</item_count_change>"
+            f"<removed_item_count>{removed}</removed_item_count>"
+            f"<processed_size>{processed_size}</processed_size>"
+            f"<processed_item_count>{processed_items}</processed_item_count>"
+            f"<transferred_size>{transferred}</transferred_size>"
+            f"<error_count>{errors}</error_count><status>{status}</status></session>"
         )
     yield "</result>\n"
 
