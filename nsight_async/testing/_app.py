@@ -120,6 +120,7 @@ class Simulator:
     _counter: int
     _cache: dict[tuple[str, ...], bytes | None]
     _created: tuple[tuple[int, int, int], str]
+    _head: tuple[str, str, str]
 
     def __init__(
         self,
@@ -139,6 +140,7 @@ class Simulator:
         self._windows, self._patch_state, self._counter = {}, {}, 0
         self._cache = {}
         self._created = ((0, 0, 0), "")
+        self._head = ("", "", "")
 
     def configure(self, **changes: Any) -> SimulatorConfig:
         """Replace some controls at runtime (``attrs.evolve``) and return the new config."""
@@ -232,6 +234,12 @@ class Simulator:
             self._created = (key, created_stamp(moment, offset_minutes))
         return self._created[1]
 
+    def _result_head(self, created: str, host: str) -> str:
+        """Return the OK envelope's opening, kept while ``created`` and ``host`` stay the same."""
+        if self._head[0] != created or self._head[1] != host:
+            self._head = (created, host, _render.result_head(created, host))
+        return self._head[2]
+
     def _over_limit(self, key: str, now: float) -> SimResponse | None:
         """Apply the sliding-window limit; admitted calls are counted, refused ones are not."""
         limit = self.config.rate_limit_per_minute
@@ -276,7 +284,7 @@ class Simulator:
             spec = SERVICES.get(service)
             if spec is None:
                 raise InvalidRequest(UNKNOWN_SERVICE_CODE, "Service unknown")
-            head = _render.result_head(created, host)
+            head = self._result_head(created, host)
             if params.get("describe", "").lower() in ("true", "1"):
                 return 200, _XML, chunked(describe_document(spec, head)), False
             for p in spec.params:
