@@ -49,6 +49,7 @@ API_PATHS = frozenset({"/api", "/api/", "/api/default.php"})
 UNKNOWN_SERVICE_CODE = 2
 _XML = (("Content-Type", "text/xml; charset=utf-8"),)
 _HTML = (("Content-Type", "text/html; charset=utf-8"),)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @attrs.frozen(kw_only=True)
@@ -118,6 +119,8 @@ class Simulator:
     _patch_state: dict[int, dict[int, int]]
     _counter: int
     _cache: dict[tuple[str, ...], bytes | None]
+    _created: tuple[tuple[int, int, int], str]
+    _head: tuple[str, str, str]
 
     def __init__(
         self,
@@ -136,6 +139,8 @@ class Simulator:
         self._clock, self._sleep, self._wall_clock = clock, sleep, wall_clock
         self._windows, self._patch_state, self._counter = {}, {}, 0
         self._cache = {}
+        self._created = ((0, 0, 0), "")
+        self._head = ("", "", "")
 
     def configure(self, **changes: Any) -> SimulatorConfig:
         """Replace some controls at runtime (``attrs.evolve``) and return the new config."""
@@ -172,15 +177,16 @@ class Simulator:
             )  # fmt: skip
             self.log.append(entry)
 
-        context = FaultContext(n=n, service=service or "", params=params)
-        fault = choose_fault(
-            seed=self.fleet.seed,
-            context=context,
-            script=config.fault_script,
-            rate=config.fault_rate,
-            kinds=config.fault_kinds,
-            services=config.fault_services,
-        )
+        fault = None
+        if config.fault_script is not None or config.fault_rate > 0.0:
+            fault = choose_fault(
+                seed=self.fleet.seed,
+                context=FaultContext(n=n, service=service or "", params=params),
+                script=config.fault_script,
+                rate=config.fault_rate,
+                kinds=config.fault_kinds,
+                services=config.fault_services,
+            )
         if fault is Fault.REFUSE:
             record(None, fault)
             return SimResponse(status=0, headers=(), chunks=iter(()), content_length=0, fault=fault)
@@ -191,7 +197,7 @@ class Simulator:
         latency = config.latency_for(service or "")
         if latency > 0:
             await self._sleep(latency)
-        created = created_stamp(self._wall_clock(), config.utc_offset_minutes)
+        created = self._created_stamp(config.utc_offset_minutes)
         if fault in (Fault.RESET, Fault.TIMEOUT):
             record(None, fault)
             return SimResponse(status=0, headers=(), chunks=iter(()), content_length=0, fault=fault)
@@ -216,6 +222,23 @@ class Simulator:
         return SimResponse(
             status=status, headers=headers, chunks=body, content_length=length, fault=fault
         )
+
+    def _created_stamp(self, offset_minutes: int) -> str:
+        """Return the ``created`` text of now, rendered once per wall-clock second."""
+        moment = self._wall_clock()
+        if moment.utcoffset() is None:
+            return created_stamp(moment, offset_minutes)
+        since = moment - _EPOCH  # exact: the text depends on the whole second and the offset
+        key = (since.days, since.seconds, offset_minutes)
+        if key != self._created[0]:
+            self._created = (key, created_stamp(moment, offset_minutes))
+        return self._created[1]
+
+    def _result_head(self, created: str, host: str) -> str:
+        """Return the OK envelope's opening, kept while ``created`` and ``host`` stay the same."""
+        if self._head[0] != created or self._head[1] != host:
+            self._head = (created, host, _render.result_head(created, host))
+        return self._head[2]
 
     def _over_limit(self, key: str, now: float) -> SimResponse | None:
         """Apply the sliding-window limit; admitted calls are counted, refused ones are not."""
@@ -261,7 +284,7 @@ class Simulator:
             spec = SERVICES.get(service)
             if spec is None:
                 raise InvalidRequest(UNKNOWN_SERVICE_CODE, "Service unknown")
-            head = _render.result_head(created, host)
+            head = self._result_head(created, host)
             if params.get("describe", "").lower() in ("true", "1"):
                 return 200, _XML, chunked(describe_document(spec, head)), False
             for p in spec.params:

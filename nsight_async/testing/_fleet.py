@@ -20,11 +20,13 @@ import attrs
 
 from nsight_async.testing import _vocab
 from nsight_async.testing._history import (
+    PROFILES,
     SessionRow,
     SimPatch,
     SimSession,
     generate_patches,
     iter_session_rows,
+    mob_profile,
 )
 
 CLIENT_ID_BASE = 100
@@ -135,6 +137,8 @@ class SimulatedFleet:
     _sites: list[SiteInfo]
     _site_starts: list[int]
     _flags: bytearray
+    _prefixes: bytearray
+    _profiles: bytearray
     _big_device_id: int | None
 
     def __init__(
@@ -207,6 +211,10 @@ class SimulatedFleet:
             (_MOB_BIT if rng.random() < mob else 0) | (_PATCH_BIT if rng.random() < patch else 0)
             for _ in range(next_id - DEVICE_ID_BASE)
         )
+        # Filled lazily, one byte per device (0: not drawn yet): a device's name prefix
+        # (index + 1) and history profile (index + 1) each cost a seeded Random to draw.
+        self._prefixes = bytearray(len(self._flags))
+        self._profiles = bytearray(len(self._flags))
         self._big_device_id = None
         if self.big_device_sessions > 0:
             self._big_device_id = next(
@@ -291,10 +299,13 @@ class SimulatedFleet:
         """Return every device id (contiguous)."""
         return range(DEVICE_ID_BASE, DEVICE_ID_BASE + len(self._flags))
 
+    def has_device(self, device_id: int) -> bool:
+        """Return whether a device with this id exists."""
+        return 0 <= device_id - DEVICE_ID_BASE < len(self._flags)
+
     def device(self, device_id: int) -> DeviceInfo | None:
         """Return one device, or None if the id is unknown."""
-        index = device_id - DEVICE_ID_BASE
-        if not 0 <= index < len(self._flags):
+        if not self.has_device(device_id):
             return None
         site = self._sites[bisect.bisect_right(self._site_starts, device_id) - 1]
         return self._device(device_id, site)
@@ -306,10 +317,16 @@ class SimulatedFleet:
                 yield self._device(device_id, site)
 
     def _device(self, device_id: int, site: SiteInfo) -> DeviceInfo:
-        flags = self._flags[device_id - DEVICE_ID_BASE]
+        index = device_id - DEVICE_ID_BASE
+        flags = self._flags[index]
         is_server = device_id < site.first_device_id + site.n_servers
-        rng = random.Random(f"{self.seed}:name:{device_id}")
-        prefix = rng.choice(_vocab.SERVER_PREFIXES if is_server else _vocab.WORKSTATION_PREFIXES)
+        prefixes = _vocab.SERVER_PREFIXES if is_server else _vocab.WORKSTATION_PREFIXES
+        slot = self._prefixes[index]
+        if slot:
+            prefix = prefixes[slot - 1]
+        else:
+            prefix = random.Random(f"{self.seed}:name:{device_id}").choice(prefixes)
+            self._prefixes[index] = prefixes.index(prefix) + 1
         return DeviceInfo(
             device_id=device_id,
             client_id=site.client_id,
@@ -324,20 +341,33 @@ class SimulatedFleet:
         """Yield a device's backup sessions, oldest first (none unless ``mob=1``)."""
         return (SimSession.from_row(row) for row in self.session_rows(device_id))
 
+    def _has_flag(self, device_id: int, bit: int) -> bool:
+        return self.has_device(device_id) and bool(self._flags[device_id - DEVICE_ID_BASE] & bit)
+
+    def _mob_profile(self, device_id: int) -> str:
+        """Return the history profile of an existing device, drawn once."""
+        index = device_id - DEVICE_ID_BASE
+        slot = self._profiles[index]
+        if slot:
+            return PROFILES[slot - 1]
+        profile = mob_profile(self.seed, device_id)
+        self._profiles[index] = PROFILES.index(profile) + 1
+        return profile
+
     def session_rows(self, device_id: int) -> Iterator[SessionRow]:
         """Yield a device's sessions as tuples (epoch seconds), the renderer's fast path."""
-        device = self.device(device_id)
-        if device is None or not device.mob:
+        if not self._has_flag(device_id, _MOB_BIT):
             return iter(())
-        count = self.big_device_sessions if device_id == self._big_device_id else None
+        big = device_id == self._big_device_id
         return iter_session_rows(
-            seed=self.seed, device_id=device_id, now=self.now, days=self.history_days, count=count
-        )
+            seed=self.seed, device_id=device_id, now=self.now, days=self.history_days,
+            count=self.big_device_sessions if big else None,
+            profile="healthy" if big else self._mob_profile(device_id),
+        )  # fmt: skip
 
     def patches(self, device_id: int) -> list[SimPatch]:
         """Return a device's patches as first generated (none unless ``patch=1``)."""
-        device = self.device(device_id)
-        if device is None or not device.patch:
+        if not self._has_flag(device_id, _PATCH_BIT):
             return []
         return generate_patches(seed=self.seed, device_id=device_id, now=self.now)
 

@@ -108,6 +108,10 @@ class SimPatch:
         return _vocab.PATCH_POLICY_LABELS.get(self.policy, "Do Nothing")
 
 
+#: Every value `mob_profile` returns.
+PROFILES = ("healthy", "stale", "never", "empty", "flaky")
+
+
 def mob_profile(seed: str, device_id: int) -> str:
     """Return the history profile of a device (see the module docstring)."""
     roll = random.Random(f"{seed}:profile:{device_id}").random()
@@ -127,7 +131,13 @@ SessionRow = tuple[int, str, int, str, int, int, int, int, int, int, int, int, i
 
 
 def iter_session_rows(
-    *, seed: str, device_id: int, now: datetime, days: int, count: int | None = None
+    *,
+    seed: str,
+    device_id: int,
+    now: datetime,
+    days: int,
+    count: int | None = None,
+    profile: str | None = None,
 ) -> Iterator[SessionRow]:
     """Yield a device's sessions oldest first, as tuples (the fast path the renderer uses).
 
@@ -137,42 +147,49 @@ def iter_session_rows(
         now: End of the history (aware UTC).
         days: Number of daily batches (ignored when ``count`` is given).
         count: Exact number of sessions wanted (hourly batches), for huge histories.
+        profile: The device's `mob_profile` if the caller knows it (``healthy`` with ``count``).
     """
     rng = random.Random(f"{seed}:mob:{device_id}")
     rand = rng.random
-    profile = "healthy" if count is not None else mob_profile(seed, device_id)
+    if profile is None:
+        profile = "healthy" if count is not None else mob_profile(seed, device_id)
     if profile == "empty":
         return
     n_plugins = rng.choices((1, 2, 3), weights=(5, 3, 2))[0]
     plugins = rng.sample(_vocab.MOB_PLUGINS[:4], n_plugins)
     if rand() < 0.08:
         plugins.append(rng.choice(_vocab.UNDOCUMENTED_PLUGINS))
-    sizes = {p: rng.randint(2**28, 2**41) for p in plugins}
-    items = {p: rng.randint(10, 2_000_000) for p in plugins}
-    storage = rng.randint(100, 9999)
+    draw = rng.randrange  # randint(a, b) is randrange(a, b + 1): the same draws
+    sizes = {p: draw(2**28, 2**41 + 1) for p in plugins}
+    items = {p: draw(10, 2_000_001) for p in plugins}
+    storage = draw(100, 10_000)
     if count is None:
         n_batches, step, total = days, 86400, days * len(plugins)
     else:
         n_batches, step, total = -(-count // len(plugins)), 3600, count
-    cutoff = n_batches - rng.randint(14, 45) if profile == "stale" else n_batches
-    first = int(now.timestamp()) - step * n_batches + rng.randint(3600, 5 * 3600)
+    cutoff = n_batches - draw(14, 46) if profile == "stale" else n_batches
+    first = int(now.timestamp()) - step * n_batches + draw(3600, 5 * 3600 + 1)
     base_id = device_id * 10_000_000
     emitted = 0
+    # Locals and flags hoisted out of the loops; the sequence of rand() calls is unchanged.
+    never, stale, flaky = profile == "never", profile == "stale", profile == "flaky"
+    failures, healthy, cumulative = _vocab.FAILURE_STATUSES, _HEALTHY_STATUSES, _HEALTHY_CUMULATIVE
+    success, draw_status = _SUCCESS, bisect.bisect
     for batch in range(n_batches):
         clock = first + step * batch + int(rand() * 900)
-        failing = profile == "never" or (profile == "stale" and batch >= cutoff)
+        failing = never or (stale and batch >= cutoff)
         for plugin in plugins:
             if emitted == total:
                 return
-            if failing or (profile == "flaky" and rand() < 0.5):
-                status = _vocab.FAILURE_STATUSES[int(rand() * 4)]
+            if failing or (flaky and rand() < 0.5):
+                status = failures[int(rand() * 4)]
             else:
-                status = _HEALTHY_STATUSES[bisect.bisect(_HEALTHY_CUMULATIVE, rand())]
+                status = healthy[draw_status(cumulative, rand())]
             size = sizes[plugin]
             change = int(rand() * size / 200)
             size = sizes[plugin] = size + change if rand() < 0.7 else size - change
             duration = 20 + int(rand() * 4 * 3600)
-            done = status in _SUCCESS
+            done = status in success
             processed = size if done else int(rand() * size)
             n_items = items[plugin]
             yield (

@@ -155,27 +155,27 @@ def list_devices(fleet: SimulatedFleet, head: str, site_id: int, kind: DeviceKin
     yield "</items></result>\n"
 
 
+_TREE_USERNAMES = tuple(element("username", user) for user in _vocab.USERS)
+_TREE_DESCRIPTIONS = tuple(element("description", d) for d in ("", "Front desk", "Server & NAS"))
+
+
 def _tree_device(fleet: SimulatedFleet, device: DeviceInfo) -> str:
+    """Render one device of the tree (numbers written directly: they need no escaping)."""
     rng = random.Random(f"{fleet.seed}:tree:{device.device_id}")
-    tag = device.kind.value
-    checks = "".join(element(t, rng.randint(0, 30)) for t in ("dsc_247", "pass", "clear", "fail"))
-    flags = [element(t, rng.randint(0, 1)) for t in ("takecontrol",)]
-    flags += [element("patch", int(device.patch)), element("mav", rng.randint(0, 1))]
-    flags += [element("mob", int(device.mob))]
-    flags += [element(t, rng.randint(0, 1)) for t in ("systray", "mavbreck")]
-    flags += [element(t, rng.randint(0, 1)) for t in ("webprotection", "riskintelligence")]
-    return "".join(
-        (
-            f"<{tag}>",
-            element("id", device.device_id),
-            element("name", device.name, cdata=_cdata_for(fleet.seed, device.device_id)),
-            element("username", rng.choice(_vocab.USERS)),
-            element("description", rng.choice(("", "Front desk", "Server & NAS"))),
-            element("status", "online" if rng.random() < 0.85 else "offline"),
-            f"<checkcount>{checks}</checkcount>",
-            *flags,
-            f"</{tag}>",
-        )
+    draw = rng.randrange  # randint(a, b) is randrange(a, b + 1): the same draws
+    dsc, passed, clear, fail, takecontrol = draw(31), draw(31), draw(31), draw(31), draw(2)
+    mav, systray, mavbreck, web, risk = draw(2), draw(2), draw(2), draw(2), draw(2)
+    tag, device_id = device.kind.value, device.device_id
+    name = element("name", device.name, cdata=_cdata_for(fleet.seed, device_id))
+    username, description = rng.choice(_TREE_USERNAMES), rng.choice(_TREE_DESCRIPTIONS)
+    status = "online" if rng.random() < 0.85 else "offline"
+    return (
+        f"<{tag}><id>{device_id}</id>{name}{username}{description}<status>{status}</status>"
+        f"<checkcount><dsc_247>{dsc}</dsc_247><pass>{passed}</pass><clear>{clear}</clear>"
+        f"<fail>{fail}</fail></checkcount><takecontrol>{takecontrol}</takecontrol>"
+        f"<patch>{int(device.patch)}</patch><mav>{mav}</mav><mob>{int(device.mob)}</mob>"
+        f"<systray>{systray}</systray><mavbreck>{mavbreck}</mavbreck>"
+        f"<webprotection>{web}</webprotection><riskintelligence>{risk}</riskintelligence></{tag}>"
     )
 
 
@@ -205,33 +205,54 @@ def list_devices_at_client(
     yield "</client></items></result>\n"
 
 
-def _utc_text(epoch: int, days: dict[int, str]) -> str:
-    """Format epoch seconds as ``YYYY-MM-DD HH:MM:SS`` UTC (dates cached: strftime is slow)."""
-    day, seconds = divmod(epoch, 86400)
-    date = days.get(day)
+#: ``YYYY-MM-DD `` by day number since the epoch; cleared when full (strftime is slow).
+_DATES: dict[int, str] = {}
+_DATES_MAX = 16_384
+_HOURS_MINUTES = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECONDS = tuple(f"{s:02d}" for s in range(60))
+
+
+def _date_text(day: int) -> str:
+    """Return ``YYYY-MM-DD `` (with the space) of a day number, cached."""
+    date = _DATES.get(day)
     if date is None:
-        date = days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d")
-    hours, rest = divmod(seconds, 3600)
-    return f"{date} {hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+        if len(_DATES) >= _DATES_MAX:
+            _DATES.clear()
+        date = _DATES[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%Y-%m-%d ")
+    return date
 
 
 def list_mob_sessions(head: str, rows: Iterable[SessionRow]) -> Iterator[str]:
-    """Yield the ``list_mob_sessions`` document: sessions directly under ``<result>``."""
+    """Yield the ``list_mob_sessions`` document: sessions directly under ``<result>``.
+
+    Times are ``YYYY-MM-DD HH:MM:SS`` UTC, written from cached dates and tables.
+    """
     yield head
-    days: dict[int, str] = {}
-    for r in rows:
+    dates, date_text, hours_minutes, seconds = _DATES, _date_text, _HOURS_MINUTES, _SECONDS
+    for (
+        session_id, kind, storage, plugin, start, end, size, items, size_change, item_change,
+        removed, processed_size, processed_items, transferred, errors, status,
+    ) in rows:  # fmt: skip
+        start_day, start = divmod(start, 86400)
+        start_minute, start = divmod(start, 60)
+        end_day, end = divmod(end, 86400)
+        end_minute, end = divmod(end, 60)
         yield (
-            f"<session><session_id>{r[0]}</session_id><type>{r[1]}</type>"
-            f"<storage_account_id>{r[2]}</storage_account_id><plugin>{r[3]}</plugin>"
-            f"<start>{_utc_text(r[4], days)}</start><end>{_utc_text(r[5], days)}</end>"
-            f"<selection_size>{r[6]}</selection_size>"
-            f"<selection_item_count>{r[7]}</selection_item_count>"
-            f"<size_change>{r[8]}</size_change><item_count_change>{r[9]}</item_count_change>"
-            f"<removed_item_count>{r[10]}</removed_item_count>"
-            f"<processed_size>{r[11]}</processed_size>"
-            f"<processed_item_count>{r[12]}</processed_item_count>"
-            f"<transferred_size>{r[13]}</transferred_size>"
-            f"<error_count>{r[14]}</error_count><status>{r[15]}</status></session>"
+            f"<session><session_id>{session_id}</session_id><type>{kind}</type>"
+            f"<storage_account_id>{storage}</storage_account_id><plugin>{plugin}</plugin>"
+            f"<start>{dates.get(start_day) or date_text(start_day)}"
+            f"{hours_minutes[start_minute]}{seconds[start]}</start>"
+            f"<end>{dates.get(end_day) or date_text(end_day)}"
+            f"{hours_minutes[end_minute]}{seconds[end]}</end>"
+            f"<selection_size>{size}</selection_size>"
+            f"<selection_item_count>{items}</selection_item_count>"
+            f"<size_change>{size_change}</size_change>"
+            f"<item_count_change>{item_change}</item_count_change>"
+            f"<removed_item_count>{removed}</removed_item_count>"
+            f"<processed_size>{processed_size}</processed_size>"
+            f"<processed_item_count>{processed_items}</processed_item_count>"
+            f"<transferred_size>{transferred}</transferred_size>"
+            f"<error_count>{errors}</error_count><status>{status}</status></session>"
         )
     yield "</result>\n"
 

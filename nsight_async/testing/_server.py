@@ -120,7 +120,7 @@ class SimulatorServer:
         await self.close()
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        query = {k: v for k, v in reversed(list(request.query.items()))}
+        query = dict(reversed(list(request.query.items())))  # the first repeated name wins
         answer = await self.simulator.handle(method=request.method, path=request.path, query=query)
         fault = answer.fault
         if fault is Fault.TIMEOUT:

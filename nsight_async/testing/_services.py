@@ -59,7 +59,7 @@ def _render(
             raise InvalidRequest(4, "Invalid value for parameter: devicetype")
         tree_kind = None if devicetype == "mobile_device" else DeviceKind(devicetype)
         return lambda head: _render_mod.list_devices_at_client(fleet, head, client_id, tree_kind)
-    device_id = _id(params, "deviceid", fleet.device(int(params["deviceid"])) is not None)
+    device_id = _id(params, "deviceid", fleet.has_device(int(params["deviceid"])))
     return lambda head: _render_mod.list_mob_sessions(head, fleet.session_rows(device_id))
 
 
@@ -97,11 +97,11 @@ def run_service(
     """Run one service on validated parameters; return ``(status, headers, chunks)``."""
     fleet = sim.fleet
     if service == "patch_list_all":
-        device_id = _id(params, "deviceid", fleet.device(int(params["deviceid"])) is not None)
+        device_id = _id(params, "deviceid", fleet.has_device(int(params["deviceid"])))
         pieces = _render_mod.patch_list_all(sim.patches(device_id))
         return 200, XML_LATIN1, chunked(pieces, encoding="latin-1")
     if service == "patch_retry":
-        device_id = _id(params, "deviceid", fleet.device(int(params["deviceid"])) is not None)
+        device_id = _id(params, "deviceid", fleet.has_device(int(params["deviceid"])))
         raw = [p.strip() for p in params["patchids"].split(",")]
         if not raw or not all(p.isdigit() for p in raw):
             raise InvalidRequest(4, "Invalid value for parameter: patchids")

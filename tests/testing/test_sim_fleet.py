@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nsight_async.testing import DeviceKind, SimulatedFleet
-from nsight_async.testing._history import mob_profile
+from nsight_async.testing._history import iter_session_rows, mob_profile
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
@@ -162,3 +162,16 @@ def test_large_fleet_is_cheap_to_build() -> None:
     assert fleet.n_devices == 100_000
     assert elapsed < 2.0
     assert peak < 16 * 2**20
+
+
+def test_cached_draws_match_fresh_draws() -> None:
+    """Names and profiles drawn once and reused give what a fresh fleet derives."""
+    warm, fresh = _fleet(), _fleet()
+    ids = list(warm.device_ids())
+    for _ in range(2):
+        assert [warm.device(d) for d in reversed(ids)] == [fresh.device(d) for d in reversed(ids)]
+        for device in fresh.iter_devices():
+            d = device.device_id
+            expected = iter_session_rows(seed="7", device_id=d, now=NOW, days=60)
+            assert list(warm.session_rows(d)) == (list(expected) if device.mob else [])
+    assert list(warm.session_rows(ids[-1] + 1)) == [] == warm.patches(ids[0] - 1)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -137,3 +138,22 @@ def test_cli_refuses_non_loopback_host() -> None:
     from nsight_async.testing import run_simulator
 
     assert run_simulator(["--host", "0.0.0.0", "--port", "0"]) == 2  # noqa: S104 -- must be refused
+
+
+def test_uvloop_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve_forever`` uses uvloop's loop factory if uvloop imports, else the standard loop."""
+    from nsight_async.testing import _run
+
+    factory = _run._uvloop_factory()
+    try:
+        import uvloop
+    except ImportError:
+        assert factory is None
+    else:
+        assert factory is uvloop.new_event_loop
+
+    def missing(name: str) -> object:
+        raise ImportError(name)
+
+    monkeypatch.setattr(importlib, "import_module", missing)
+    assert _run._uvloop_factory() is None

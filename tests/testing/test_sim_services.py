@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from nsight_async.testing import (
     SimulatorTransport,
 )
 from nsight_async.testing._describe import SERVICES
+from nsight_async.testing._xml import created_stamp
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 INVALID = "Invalid value for parameter: "
@@ -300,3 +302,28 @@ async def test_log_never_holds_the_key() -> None:
     assert sim.log.count("list_clients") == 1
     assert entry.key_ok
     assert entry.status == 200
+
+
+async def test_created_follows_the_wall_clock_to_the_second() -> None:
+    """``created`` is rendered once per second but always shows the current instant."""
+    chicago = ZoneInfo("America/Chicago")
+    moments = [
+        WALL,
+        WALL.replace(microsecond=999_999),
+        WALL + timedelta(seconds=1),
+        WALL.astimezone(chicago),
+        datetime(2026, 11, 1, 1, 30, tzinfo=chicago),  # the same wall time twice (fold)
+        datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=chicago),
+        datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),
+        datetime(2026, 11, 22, 13, 40, 12),  # naive: read as local time
+        datetime(2026, 11, 22, 13, 40, 12),
+    ]
+    now = [WALL]
+    sim = Simulator(SimulatedFleet(seed=3, clients=1, devices=0), wall_clock=lambda: now[0])
+    for offset in (-360, 330, 330):
+        sim.configure(utc_offset_minutes=offset)
+        for moment in moments:
+            now[0] = moment
+            response = await _get(sim, service="list_clients")
+            created = ET.fromstring(response.content).get("created")
+            assert created == created_stamp(moment, offset)
