@@ -167,7 +167,7 @@ def _inline(conv: Callable[[Any], Any], i: int, env: dict[str, Any]) -> str:
     Each gives exactly what the converter gives for the values it accepts and
     raises for the rest, which then go to the converter itself: ``int()`` for
     integers, a table for 0/1 flags and for open vocabularies, and the
-    documented UTC form for timestamps.
+    documented UTC form for timestamps (as `~._convert.utc_datetime` reads it).
     """
     if conv is c.integer:
         return "int(v)"
@@ -175,8 +175,10 @@ def _inline(conv: Callable[[Any], Any], i: int, env: dict[str, Any]) -> str:
         env["_FLAGS"] = _FLAGS
         return "_FLAGS[v]"
     if conv is c.utc_datetime:
+        # Only the documented 19-character form: fromisoformat takes any character
+        # between date and time, so "2026-11-20+00:00" would be a naive midnight.
         env["_fromiso"] = datetime.fromisoformat
-        return '_fromiso(v + "+00:00")'
+        return f'_fromiso(v + "+00:00") if len(v) == 19 else conv{i}(v)'
     if isinstance(conv, _Open):
         env[f"members{i}"] = conv.members
         return f"members{i}[v]"

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import feed_all
 
-from nsight_async import DeviceAtClient, NsightError, parser_for
+from nsight_async import DeviceAtClient, MobSession, NsightError, parser_for
 from nsight_async._parser import StreamParser
 from nsight_async._shapes import list_shape
 
@@ -409,3 +409,30 @@ def test_a_wide_record_that_fails_late_fails_fast() -> None:
     )
     # Exponential backtracking would take years; the bound only stops a hung run.
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+_ODD_TIMES = [
+    "2026-11-20 10:11:12", "2026-11-20", "2026-W47-5", "2026-11-20 10:11", "20261120T101112",
+    "2026-11-20T10:11:12Z", " 2026-11-20 10:11:12", "2026-11-20 10:11:12+02:00",
+    "0000-00-00 00:00:00", "0001-01-01 00:00:00", "2026-11-20 24:00:00", "garbage",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", _ODD_TIMES)
+def test_generated_builders_read_times_as_the_converter_does(value: str) -> None:
+    """The builders' inlined timestamp path gives what `utc_datetime` gives, or keeps it raw."""
+    from nsight_async import _convert
+
+    session = "<session><session_id>{}</session_id><start>" + value + "</start></session>"
+    body = f'<result status="OK">{session.format(1)}{session.format(2)}</result>'.encode()
+    found, error = feed_all(parser_for("list_mob_sessions", {}), [body])
+    assert error is None
+    records = [r for r in found if isinstance(r, MobSession)]
+    try:
+        expected = _convert.utc_datetime(value)
+    except _convert.Unreadable:
+        assert all(r.start is None and r.extra["start_raw"] == value.strip() for r in records)
+    else:
+        assert all(r.start == expected for r in records)
+        assert all(r.start is None or r.start.tzinfo is not None for r in records)
+    assert len(records) == 2  # the second one is read by the learned template
