@@ -110,8 +110,9 @@ def _latency_run(clients: int, devices: int, latency: float, in_flight: int) -> 
     floor["ratio"] = floor["wall_s"] / floor["ideal_s"]
     result["bare_client"] = floor
     ideal = result["calls"] * latency / in_flight
-    # Enumeration lists clients one after another: 2 calls per client, each >= latency.
-    serial = 2 * clients * latency
+    # Fleet lists two clients at a time (list_ahead=2), each client's device types
+    # together: one latency per pair of clients, at the least.
+    serial = -(-clients // 2) * latency
     result.update(
         clients=clients,
         latency_s=latency,
