@@ -12,6 +12,7 @@ skipped with its reason. A client whose enumeration failed yields a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fnmatch
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Iterable
@@ -101,6 +102,13 @@ def _matches(wanted: Collection[int | str], ident: int, name: str | None) -> boo
 _END: Any = object()
 
 
+@attrs.frozen
+class _Listed:
+    """Marks the end of a client's devices in the hand-on queue."""
+
+    client: Client
+
+
 class Fleet:
     """Walks one client's fleet with the calls of an :class:`NsightClient`.
 
@@ -160,28 +168,32 @@ class Fleet:
         """Yield every device that passes the filters as it streams in.
 
         Up to ``list_ahead`` clients are listed at once, so listing (the head of
-        the pipeline) keeps ahead of the per-device calls; the queue between
-        them is bounded, so it never runs far ahead.
+        the pipeline) keeps ahead of the per-device calls. A device is handed on
+        as soon as its listing's chunk is read, so work starts before a big
+        client's listing ends. A listing never waits for the consumer (paused,
+        it would hold its connection and governor slot while the workers wait
+        for slots: a deadlock with ``max_at_once <= 2``); memory stays bounded
+        because a client's ``list_ahead`` slot is given back only once the
+        consumer has taken all its devices.
         """
         clients = await self.clients()
-        found: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(self.workers, 16))
+        ready: collections.deque[Any] = collections.deque()
+        arrived = asyncio.Event()
         ahead = asyncio.Semaphore(self.list_ahead)
+
+        def hand_on(item: Any) -> None:
+            ready.append(item)
+            arrived.set()
 
         async def list_client(client: Client) -> None:
             try:
                 async with asyncio.TaskGroup() as group:  # the device types at once
-                    lists = [
-                        group.create_task(self._devices_of(client, kind))
-                        for kind in self.filters.device_types
-                    ]
-                for listed in lists:
-                    for item in listed.result():
-                        await found.put(item)
-                self._clients_listed += 1
-                self._unlisted_estimate -= self._expected(client)
-                self._emit()
-            finally:
+                    for kind in self.filters.device_types:
+                        group.create_task(self._devices_of(client, kind, hand_on))
+            except BaseException:
                 ahead.release()
+                raise
+            hand_on(_Listed(client))
 
         async def lister() -> None:
             try:
@@ -189,16 +201,24 @@ class Fleet:
                     for client in clients:  # one task per client, started as slots free up
                         await ahead.acquire()
                         group.create_task(list_client(client))
-            except asyncio.CancelledError:
-                raise  # the consumer closed early and is not reading any more
-            except BaseException:
-                await found.put(_END)
-                raise
-            await found.put(_END)
+            finally:
+                hand_on(_END)  # after an error too: wakes the consumer, which re-raises
 
         task = asyncio.create_task(lister())
         try:
-            while (item := await found.get()) is not _END:
+            while True:
+                while not ready:
+                    arrived.clear()
+                    await arrived.wait()
+                item = ready.popleft()
+                if item is _END:
+                    break
+                if isinstance(item, _Listed):
+                    self._clients_listed += 1
+                    self._unlisted_estimate -= self._expected(item.client)
+                    self._emit()
+                    ahead.release()
+                    continue
                 yield item
             await single_error(task)
         finally:
@@ -208,23 +228,33 @@ class Fleet:
                     await task
 
     async def _devices_of(
-        self, client: Client, kind: DeviceKind
-    ) -> list[DeviceAtClient | ClientFailure]:
+        self, client: Client, kind: DeviceKind, hand_on: Callable[[Any], None]
+    ) -> None:
+        """List one client's devices of one type, handing each on as it arrives.
+
+        A listing that fails hands on a `ClientFailure` after the devices that
+        arrived before the failure (each is then accounted for as usual; the
+        client's other devices are unknown, as the failure says).
+        """
         cached = self._cached(client.client_id, kind) if self._cached else None
         self._clients_pending_calls -= 1
+        device_ok = self.filters.device_ok
         if cached is not None:
-            return [d for d in cached if self.filters.device_ok(d)]
-        # The listing is read whole before its devices are handed on: a listing
-        # paused on a full queue would hold its connection and governor slot
-        # while the workers wait for slots (a deadlock with max_at_once <= 2), and
-        # one client's list is what the store caches anyway.
+            for device in cached:
+                if device_ok(device):
+                    hand_on(device)
+            return
+        listed: list[DeviceAtClient] = []  # what the store caches for a resumed run
         try:
-            listed = [d async for d in self.client.list_devices_at_client(client.client_id, kind)]
+            async for device in self.client.list_devices_at_client(client.client_id, kind):
+                listed.append(device)
+                if device_ok(device):
+                    hand_on(device)
         except NsightError as exc:
-            return [ClientFailure(client=client, device_type=kind, error=exc)]
+            hand_on(ClientFailure(client=client, device_type=kind, error=exc))
+            return
         if self._on_listed is not None:
             self._on_listed(client.client_id, kind, listed)
-        return [d for d in listed if self.filters.device_ok(d)]
 
     # -- per-device work ---------------------------------------------------
 

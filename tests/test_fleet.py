@@ -34,11 +34,13 @@ from nsight_async import (
     RetryPolicy,
 )
 from nsight_async.testing import (
+    SIMULATOR_API_KEY,
     Fault,
     FaultContext,
     SimulatedFleet,
     Simulator,
     SimulatorConfig,
+    SimulatorServer,
     VirtualTime,
     in_process_client,
 )
@@ -222,6 +224,31 @@ async def test_first_outcome_arrives_before_enumeration_ends() -> None:
     order = [e.service for e in sim.log]
     last_listing = max(i for i, s in enumerate(order) if s == "list_devices_at_client")
     assert order.index("list_mob_sessions") < last_listing
+
+
+async def test_work_starts_while_a_big_listing_is_still_streaming() -> None:
+    """Over a real socket, a device gets its call before its client's listing has ended."""
+    fleet = make_fleet(clients=1, devices=3000, mob_fraction=1.0, history_days=1)
+    events: list[str] = []
+
+    async def work(device: DeviceAtClient) -> None:
+        events.append("work")
+
+    def listed(client_id: int, kind: DeviceKind, devices: list[DeviceAtClient]) -> None:
+        events.append(f"listed {kind.value} {len(devices)}")
+
+    kinds = (DeviceKind.WORKSTATION,)
+    async with (
+        SimulatorServer(Simulator(fleet)) as server,
+        NsightClient(server.url, SIMULATOR_API_KEY, max_at_once=4) as client,
+    ):
+        crawler = Fleet(client, filters=Filters(device_types=kinds), on_devices_listed=listed)
+        outcomes = [o async for o in crawler.map(work)]
+    ends = [i for i, e in enumerate(events) if e.startswith("listed")]
+    assert len(ends) == 1
+    assert events[ends[0]].endswith(f" {len(outcomes)}")
+    assert len(outcomes) == fleet.count_devices(fleet.clients[0].client_id, kinds[0])
+    assert events.index("work") < ends[0]  # the listing is over 1 MB: many chunks
 
 
 async def test_five_thousand_devices_stream_in_bounded_memory() -> None:
