@@ -110,9 +110,9 @@ def _latency_run(clients: int, devices: int, latency: float, in_flight: int) -> 
     floor["ratio"] = floor["wall_s"] / floor["ideal_s"]
     result["bare_client"] = floor
     ideal = result["calls"] * latency / in_flight
-    # Fleet lists two clients at a time (list_ahead=2), each client's device types
-    # together: one latency per pair of clients, at the least.
-    serial = -(-clients // 2) * latency
+    # Fleet lists up to four clients at a time (list_ahead=4), each client's device
+    # types together: one latency per four clients, at the least.
+    serial = -(-clients // 4) * latency
     result.update(
         clients=clients,
         latency_s=latency,

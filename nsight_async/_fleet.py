@@ -117,8 +117,10 @@ class Fleet:
         filters: which clients, sites, devices and device types to walk.
         workers: per-device calls in flight (default: the client's ``max_at_once``).
             Listing calls queue for the same slots; none is held while waiting.
-        list_ahead: clients listed at once (default 2), each client's device types
-            together, so listing keeps ahead of the workers.
+        list_ahead: clients listed at once at most (default 4), each client's
+            device types together, so listing keeps ahead of the workers; a new
+            listing starts only while fewer than ``2 × workers`` listed devices
+            wait for a worker.
         on_progress: called with a :class:`Progress` after every change.
         cached_devices: devices already listed for a client (a resumed run's
             store), returned instead of spending calls; ``None`` when unknown.
@@ -133,7 +135,7 @@ class Fleet:
         on_progress: Callable[[Progress], None] | None = None,
         cached_devices: Callable[[int, DeviceKind], Iterable[DeviceAtClient] | None] | None = None,
         on_devices_listed: Callable[[int, DeviceKind, list[DeviceAtClient]], None] | None = None,
-        list_ahead: int = 2,
+        list_ahead: int = 4,
     ) -> None:
         self.client = client
         self.filters = filters or Filters()
@@ -168,18 +170,21 @@ class Fleet:
         """Yield every device that passes the filters as it streams in.
 
         Up to ``list_ahead`` clients are listed at once, so listing (the head of
-        the pipeline) keeps ahead of the per-device calls. A device is handed on
-        as soon as its listing's chunk is read, so work starts before a big
-        client's listing ends. A listing never waits for the consumer (paused,
-        it would hold its connection and governor slot while the workers wait
-        for slots: a deadlock with ``max_at_once <= 2``); memory stays bounded
-        because a client's ``list_ahead`` slot is given back only once the
-        consumer has taken all its devices.
+        the pipeline) keeps ahead of the per-device calls, and a new listing
+        starts only while fewer than ``2 × workers`` devices wait to be taken,
+        so it never runs far ahead: memory holds that many devices and the
+        listings in flight. Many small clients in a row thus get listed several
+        at once. A device is handed on as soon as its listing's chunk is read,
+        so work starts before a big client's listing ends. A listing never
+        waits for the consumer (paused, it would hold its connection and
+        governor slot while the workers wait for slots: a deadlock with
+        ``max_at_once <= 2``).
         """
         clients = await self.clients()
         ready: collections.deque[Any] = collections.deque()
-        arrived = asyncio.Event()
+        arrived, room = asyncio.Event(), asyncio.Event()
         ahead = asyncio.Semaphore(self.list_ahead)
+        waiting_at_most = 2 * self.workers
 
         def hand_on(item: Any) -> None:
             ready.append(item)
@@ -190,15 +195,17 @@ class Fleet:
                 async with asyncio.TaskGroup() as group:  # the device types at once
                     for kind in self.filters.device_types:
                         group.create_task(self._devices_of(client, kind, hand_on))
-            except BaseException:
+            finally:
                 ahead.release()
-                raise
             hand_on(_Listed(client))
 
         async def lister() -> None:
             try:
                 async with asyncio.TaskGroup() as group:
                     for client in clients:  # one task per client, started as slots free up
+                        while len(ready) >= waiting_at_most:
+                            room.clear()
+                            await room.wait()
                         await ahead.acquire()
                         group.create_task(list_client(client))
             finally:
@@ -211,13 +218,14 @@ class Fleet:
                     arrived.clear()
                     await arrived.wait()
                 item = ready.popleft()
+                if len(ready) < waiting_at_most:
+                    room.set()
                 if item is _END:
                     break
                 if isinstance(item, _Listed):
                     self._clients_listed += 1
                     self._unlisted_estimate -= self._expected(item.client)
                     self._emit()
-                    ahead.release()
                     continue
                 yield item
             await single_error(task)

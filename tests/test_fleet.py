@@ -437,6 +437,34 @@ async def test_a_clients_device_types_are_listed_at_once_with_every_slot_working
     assert all(len(times) == 2 and times[0] == times[1] for times in listed.values()), listed
 
 
+async def test_small_clients_are_listed_several_at_once_but_never_far_ahead() -> None:
+    """Clients whose devices are few get listed ``list_ahead`` at a time; a backlog of
+    listed devices (two per worker) stops further listings until it drains."""
+    vt = VirtualTime()
+    fleet = make_fleet(clients=12, devices=48)
+    sim = Simulator(fleet, config=SimulatorConfig(latency=1.0), clock=vt.clock, sleep=vt.sleep)
+    async with connect(sim, max_at_once=40, clock=vt.clock, sleep=vt.sleep) as client:
+        crawler = Fleet(client, list_ahead=4, filters=Filters(device_types=[DeviceKind.SERVER]))
+        outcomes = await vt.run(walk(crawler, session_counter(client), skip=mob_off))
+    assert len(outcomes) == fleet.n_devices - sum(
+        fleet.count_devices(c.client_id, DeviceKind.WORKSTATION) for c in fleet.clients
+    )
+    starts = Counter(e.time for e in sim.log if e.service == "list_devices_at_client")
+    assert max(starts.values()) == 4  # list_ahead listings at the same instant, never more
+
+    vt = VirtualTime()
+    big = make_fleet(clients=6, devices=600, mob_fraction=1.0)
+    sim = Simulator(big, config=SimulatorConfig(latency=1.0), clock=vt.clock, sleep=vt.sleep)
+    async with connect(sim, max_at_once=5, clock=vt.clock, sleep=vt.sleep) as client:
+        crawler = Fleet(client, list_ahead=4)
+        seen = await vt.run(walk(crawler, session_counter(client)))
+    assert len(seen) == big.n_devices
+    first_work = min(e.time for e in sim.log if e.service == "list_mob_sessions")
+    # ~100 devices per client, 10 allowed to wait: more clients are listed only as they drain
+    early = [e for e in sim.log if e.service == "list_devices_at_client" and e.time <= first_work]
+    assert len(early) < 2 * big.n_clients
+
+
 @pytest.mark.parametrize("max_at_once", [1, 2, 3])
 async def test_tiny_concurrency_walks_the_whole_fleet_without_deadlock(max_at_once: int) -> None:
     """With one to three slots, listings never hold a slot the workers need: the walk ends."""
