@@ -12,7 +12,6 @@ skipped with its reason. A client whose enumeration failed yields a
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import fnmatch
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Iterable
@@ -181,14 +180,11 @@ class Fleet:
         ``max_at_once <= 2``).
         """
         clients = await self.clients()
-        ready: collections.deque[Any] = collections.deque()
-        arrived, room = asyncio.Event(), asyncio.Event()
+        found: asyncio.Queue[Any] = asyncio.Queue()  # unbounded: a listing never waits on it
+        hand_on = found.put_nowait
+        room = asyncio.Event()
         ahead = asyncio.Semaphore(self.list_ahead)
         waiting_at_most = 2 * self.workers
-
-        def hand_on(item: Any) -> None:
-            ready.append(item)
-            arrived.set()
 
         async def list_client(client: Client) -> None:
             try:
@@ -203,7 +199,7 @@ class Fleet:
             try:
                 async with asyncio.TaskGroup() as group:
                     for client in clients:  # one task per client, started as slots free up
-                        while len(ready) >= waiting_at_most:
+                        while found.qsize() >= waiting_at_most:
                             room.clear()
                             await room.wait()
                         await ahead.acquire()
@@ -213,15 +209,9 @@ class Fleet:
 
         task = asyncio.create_task(lister())
         try:
-            while True:
-                while not ready:
-                    arrived.clear()
-                    await arrived.wait()
-                item = ready.popleft()
-                if len(ready) < waiting_at_most:
+            while (item := await found.get()) is not _END:
+                if found.qsize() < waiting_at_most:
                     room.set()
-                if item is _END:
-                    break
                 if isinstance(item, _Listed):
                     self._clients_listed += 1
                     self._unlisted_estimate -= self._expected(item.client)
