@@ -29,6 +29,26 @@ NSIGHT_VARIABLES = (
 )
 
 
+async def closes_promptly(gen: AsyncGenerator[Any, Any]) -> bool:
+    """Close an async generator; if it hangs, unblock the pool's tasks and say so."""
+    closing = asyncio.ensure_future(gen.aclose())
+    done, _ = await asyncio.wait([closing], timeout=PROMPT)
+    if done:
+        closing.result()
+        return True
+    # Bounded clean-up so the test fails instead of hanging: cancel the pool's stuck tasks.
+    for _ in range(10):
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task() and task is not closing:
+                task.cancel()
+        done, _ = await asyncio.wait([closing], timeout=0.2)
+        if done:
+            break
+    with contextlib.suppress(BaseException):
+        closing.result()
+    return False
+
+
 async def stop_after(gen: AsyncGenerator[T, Any], n: int) -> list[T]:
     """Take n items, then close the generator (like Ctrl-C); fail rather than hang."""
     taken: list[T] = []
@@ -36,18 +56,7 @@ async def stop_after(gen: AsyncGenerator[T, Any], n: int) -> list[T]:
         taken.append(item)
         if len(taken) == n:
             break
-    closing = asyncio.ensure_future(gen.aclose())
-    done, _ = await asyncio.wait([closing], timeout=PROMPT)
-    if not done:  # unblock the stuck pool so the test fails instead of hanging
-        for _ in range(10):
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task() and task is not closing:
-                    task.cancel()
-            done, _ = await asyncio.wait([closing], timeout=0.2)
-            if done:
-                break
-        with contextlib.suppress(BaseException):
-            closing.result()
+    if not await closes_promptly(gen):
         raise AssertionError("closing the run midway did not return (the pool hung)")
     return taken
 

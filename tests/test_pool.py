@@ -8,15 +8,12 @@ bounded; a test that could hang waits with a timeout and then unblocks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+from support import PROMPT, closes_promptly
 
 from nsight_async._pool import Passthrough, pool_map
-
-#: Seconds a test waits for something that must happen at once before calling it a hang.
-PROMPT = 3.0
 
 
 async def numbers(n: int, pulled: list[int] | None = None) -> AsyncIterator[int]:
@@ -37,26 +34,6 @@ async def double(x: int) -> int:
 async def collect(it: AsyncIterator[object]) -> list[object]:
     """Drain an async iterator into a list."""
     return [x async for x in it]
-
-
-async def closes_promptly(gen: object) -> bool:
-    """Close an async generator; if it hangs, unblock the pool's tasks and say so."""
-    closing = asyncio.ensure_future(gen.aclose())  # type: ignore[attr-defined]
-    done, _ = await asyncio.wait([closing], timeout=PROMPT)
-    if done:
-        closing.result()
-        return True
-    # Bounded clean-up so the test fails instead of hanging: cancel the pool's stuck tasks.
-    for _ in range(10):
-        for task in asyncio.all_tasks():
-            if task is not asyncio.current_task() and task is not closing:
-                task.cancel()
-        done, _ = await asyncio.wait([closing], timeout=0.2)
-        if done:
-            break
-    with contextlib.suppress(BaseException):
-        closing.result()
-    return False
 
 
 async def test_every_item_is_worked_once() -> None:
