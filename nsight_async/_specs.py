@@ -236,9 +236,6 @@ class _Open(Generic[T]):
         return member
 
 
-_open = _Open
-
-
 #: For records that take nothing from outside themselves.
 no_context = None
 
@@ -343,9 +340,9 @@ PATCH = _spec(
 )
 MOB_SESSION = _spec(
     session_id=c.integer,
-    type=_open(SessionType),
-    plugin=_open(Plugin),
-    status=_open(SessionStatus),
+    type=_Open(SessionType),
+    plugin=_Open(Plugin),
+    status=_Open(SessionStatus),
     start=c.utc_datetime,
     end=c.utc_datetime,
     storage_account_id=c.integer,
