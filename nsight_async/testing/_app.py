@@ -3,9 +3,10 @@
 `Simulator.handle` turns ``(method, path, query)`` into a `SimResponse`; the
 in-process httpx transport and the aiohttp loopback server only carry it. A
 request goes through, in order: the fault script/draw (``refuse`` stops here),
-the per-key sliding-window rate limit, the latency sleep, the other faults,
-then routing, the key check, service lookup, ``describe``, parameter validation
-and finally the service.
+the per-key sliding-window rate limit, the other faults, then routing, the key
+check, service lookup, ``describe``, parameter validation and finally the
+service. The latency counts from arrival: a read is rendered first and answered
+when it is up; a write, or a call given a fault, sleeps it before anything else.
 
 Decisions where the vendor is silent (documented in the package docstring too):
 an unknown service answers errorcode 2 "Service unknown"; a missing
@@ -49,6 +50,7 @@ API_PATHS = frozenset({"/api", "/api/", "/api/default.php"})
 UNKNOWN_SERVICE_CODE = 2
 _XML = (("Content-Type", "text/xml; charset=utf-8"),)
 _HTML = (("Content-Type", "text/html; charset=utf-8"),)
+_WRITES = frozenset({"patch_retry"})  # services that change the fleet
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -195,8 +197,12 @@ class Simulator:
             record(limited.status, None, rate_limited=True)
             return limited
         latency = config.latency_for(service or "")
-        if latency > 0:
-            await self._sleep(latency)
+        if fault is not None or service in _WRITES:
+            # The answer is decided after the latency: a client that gives up first
+            # leaves a write unapplied, and a fault is chosen for that moment.
+            if latency > 0:
+                await self._sleep(latency)
+            latency = 0.0
         created = self._created_stamp(config.utc_offset_minutes)
         if fault in (Fault.RESET, Fault.TIMEOUT):
             record(None, fault)
@@ -219,6 +225,11 @@ class Simulator:
         if fault is Fault.TRUNCATE:
             body = _truncated(body, length)
         record(None if fault is Fault.RESET_AFTER else status, fault, processed=processed)
+        if latency > 0:
+            # A read is rendered as it arrives and answered ``latency`` after arrival, as a
+            # server with many workers would: rendering after the sleep made the answers
+            # to requests that arrived together queue behind each other in one burst.
+            await self._sleep(max(0.0, arrived + latency - self._clock()))
         return SimResponse(
             status=status, headers=headers, chunks=body, content_length=length, fault=fault
         )

@@ -55,7 +55,9 @@ class SimulatorConfig:
     Args:
         host: Value of the root ``host`` attribute.
         utc_offset_minutes: Offset of the root ``created`` timestamp (``-06:00`` by default).
-        latency: Seconds slept (with the injected sleep) before every answer.
+        latency: Seconds from a request's arrival to its answer (slept with the injected
+            sleep). A read is rendered first, inside that time; a write, and a call
+            given a fault, sleep the whole latency first.
         latency_by_service: Per-service latency overriding ``latency``.
         rate_limit_per_minute: Calls admitted per key per window; None disables the limit.
         rate_window: Length of the sliding window in seconds (60 by default).

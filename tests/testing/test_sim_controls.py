@@ -204,3 +204,56 @@ async def test_log_helpers() -> None:
     assert [e.n for e in sim.log.calls("list_sites")] == [1]
     sim.log.clear()
     assert len(sim.log) == 0
+
+
+class RenderingClock(FakeClock):
+    """A clock that moves on by ``step`` each time it is read: rendering takes time."""
+
+    def __init__(self, step: float) -> None:
+        super().__init__()
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+async def test_a_read_is_answered_latency_after_it_arrived() -> None:
+    """A read is rendered on arrival and answered ``latency`` after it: rendering time is
+    inside the latency, so answers to requests that arrived together do not queue."""
+    sleep = SleepRecorder()
+    sim = _sim(SimulatorConfig(latency=0.25), RenderingClock(0.125), sleep)
+    await _call(sim)
+    # arrival read the clock once, the remaining sleep read it again: 0.125 s have gone by
+    assert sleep.calls == [pytest.approx(0.125)]
+    sim = _sim(SimulatorConfig(latency=0.25), RenderingClock(1.0), SleepRecorder())
+    await _call(sim)
+    assert sim.log.calls()[-1].status == 200  # rendering longer than the latency: no wait
+
+
+async def test_a_write_waits_the_whole_latency_before_it_is_applied() -> None:
+    """A write sleeps the latency first: a client that gives up during it leaves it unapplied."""
+    slept: list[tuple[float, int]] = []  # (seconds, the patch's status while sleeping)
+
+    async def sleep(seconds: float) -> None:
+        slept.append((seconds, status_now()))
+
+    sim = Simulator(
+        SimulatedFleet(seed=11, clients=3, devices=20, now=NOW),
+        config=SimulatorConfig(latency=0.25),
+        clock=RenderingClock(0.125),
+        sleep=sleep,
+    )
+    device = next(d for d in sim.fleet.iter_devices() if sim.patches(d.device_id))
+    failed = [p.patchid for p in sim.patches(device.device_id) if p.status == 16]
+    assert failed
+
+    def status_now() -> int:
+        return {p.patchid: p.status for p in sim.patches(device.device_id)}[failed[0]]
+
+    query = {"apikey": SIMULATOR_API_KEY, "service": "patch_retry",
+             "deviceid": str(device.device_id), "patchids": str(failed[0])}  # fmt: skip
+    answer = await sim.handle(method="GET", path="/api/", query=query)
+    b"".join(answer.chunks)
+    assert slept == [(0.25, 16)]  # the whole latency, and still failed while it ran
+    assert status_now() != 16
