@@ -1,35 +1,28 @@
-"""HTTP backends: aiohttp (the default) and any ``httpx.AsyncClient`` the caller passes.
+"""HTTP backends: the interface, and any ``httpx.AsyncClient`` the caller passes.
 
 Each backend sends one GET and returns a :class:`RawResponse`, translating its
 library's exceptions into :class:`~._errors.TransportError` with
 ``certainly_not_sent`` set only when the request cannot have left this
-machine (the connection was never made).
+machine (the connection was never made). The default backend is
+:class:`~._h1.H1Backend`.
 
-Why aiohttp by default: measured here (``benchmarks/transport/NOTES.md``),
+Why not httpx by default: measured here (``benchmarks/transport/NOTES.md``),
 httpx's default pool spent 28–74× aiohttp's CPU per request at 50 in flight
-(quadratic bookkeeping in httpcore's pool), and even over an aiohttp
-transport httpx's own per-request layer costs about as much as a whole
-aiohttp request. Callers who need httpx (mocks, custom transports, the
-simulator's in-process transport) pass an ``httpx.AsyncClient``.
-
-Write safety: aiohttp silently resends an idempotent request (a GET) once
-when the connection drops after sending (``client.py``, the
-``retry_persistent_connection`` loop), kept-alive or not. A write must never
-be sent twice, so writes carry a per-request middleware that turns such a
-drop into an error aiohttp does not retry. httpcore never resends.
+(quadratic bookkeeping in httpcore's pool), and httpx's own per-request layer
+costs about as much as a whole aiohttp request. Callers who need httpx (mocks,
+custom transports, the simulator's in-process transport) pass an
+``httpx.AsyncClient``; httpcore never resends a request.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Protocol
 from urllib.parse import quote
 
-import aiohttp
 import httpx
-from yarl import URL
 
 from ._errors import ConfigurationError, NsightError, ParseError, TransportError
 from ._redact import redact, scrub_exception
@@ -92,105 +85,6 @@ def encode_query(query: Mapping[str, str]) -> str:
     key, the one value that is the same on every call, is quoted once and cached.
     """
     return "&".join(f"{k}={v if _PLAIN.fullmatch(v) else _quoted(v)}" for k, v in query.items())
-
-
-# -- aiohttp -------------------------------------------------------------------
-
-
-class _MaybeSentError(aiohttp.ClientConnectionError):
-    """The connection broke after the request may have been sent (not retried by aiohttp)."""
-
-
-async def _no_resend(
-    request: aiohttp.ClientRequest,
-    handler: Callable[[aiohttp.ClientRequest], Awaitable[aiohttp.ClientResponse]],
-) -> aiohttp.ClientResponse:
-    try:
-        return await handler(request)
-    except aiohttp.ClientConnectorError:
-        raise  # never connected: nothing was sent, and aiohttp does not resend these
-    except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-        raise _MaybeSentError(f"{type(exc).__name__}: {exc}") from exc
-
-
-class _AiohttpResponse:
-    def __init__(self, response: aiohttp.ClientResponse, service: str) -> None:
-        self._response = response
-        self._service = service
-        self.status = response.status
-        self.headers: Mapping[str, str] = response.headers
-
-    async def chunks(self) -> AsyncGenerator[bytes]:
-        content = self._response.content
-        while True:
-            try:
-                chunk = await content.readany()
-            except (aiohttp.ClientError, OSError) as exc:
-                error = _error(self._service, exc, sent=True)
-            except TimeoutError as exc:
-                error = _error(self._service, exc, sent=True, timeout=True)
-            else:
-                if not chunk:
-                    return
-                yield chunk
-                continue
-            raise error  # outside the except: no chained exception carries the URL
-
-    async def close(self) -> None:
-        self._response.release()
-
-
-class AiohttpBackend:
-    """The default backend: one aiohttp session with a pool sized to the client's limits."""
-
-    def __init__(
-        self, *, max_connections: int, timeout: float, connect_timeout: float, user_agent: str
-    ) -> None:
-        self._max = max_connections
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=timeout
-        )
-        self._headers = {"User-Agent": user_agent}
-        self._session: aiohttp.ClientSession | None = None
-        self._no_resend = (_no_resend,)
-
-    def _open_session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self._max, keepalive_timeout=30.0)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers=self._headers,
-            timeout=self._timeout,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-        )
-        return self._session
-
-    async def send(self, url: str, query: Mapping[str, str], *, write: bool) -> RawResponse:
-        service = query.get("service", "?")
-        session = self._session if self._session is not None else self._open_session()
-        target = URL(f"{url}?{encode_query(query)}", encoded=True)
-        try:
-            # Reads too go without aiohttp's silent resend: every request the server
-            # sees must have passed the governor, and the client retries by itself.
-            response = await session.get(target, allow_redirects=False, middlewares=self._no_resend)
-        except aiohttp.ConnectionTimeoutError as exc:
-            error = _error(service, exc, sent=False, timeout=True)
-        except aiohttp.ClientConnectorError as exc:
-            error = _error(service, exc, sent=False)
-        except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
-            # sock_read timeout (sent), or waiting for a pool slot (asyncio.TimeoutError: not sent)
-            sent = isinstance(exc, aiohttp.ServerTimeoutError)
-            error = _error(service, exc, sent=sent, timeout=True)
-        except (aiohttp.ClientError, OSError) as exc:
-            error = _error(service, exc, sent=True)
-        else:
-            return _AiohttpResponse(response, service)
-        raise error  # outside the except: no chained exception carries the URL
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 # -- httpx ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, Self
 import httpx
 
 from ._arguments import check_id, check_param, check_patch_ids, check_service_name
-from ._backends import AiohttpBackend, Backend, HttpxBackend
+from ._backends import Backend, HttpxBackend
 from ._config import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_TIMEOUT,
@@ -38,6 +38,7 @@ from ._errors import (
     ResumeError,
     WriteOutcomeUnknownError,
 )
+from ._h1 import H1Backend
 from ._limiter import Clock, Governor, Sleep
 from ._models import (
     Client,
@@ -81,10 +82,10 @@ class NsightClient:
         timeout: seconds to wait for the server on each read.
         http_client: an ``httpx.AsyncClient`` to send with (shared pools, custom
             transports, mocks, the simulator's in-process transport); the caller
-            keeps ownership of it. By default the client owns an aiohttp session,
-            several times cheaper per request (``benchmarks/transport/NOTES.md``).
+            keeps ownership of it. By default the client owns a pool of kept-alive
+            HTTP/1.1 connections (:mod:`._h1`), several times cheaper per request.
         write_client: an ``httpx.AsyncClient`` for writes (default: the same as
-            reads). A write is never sent twice: the default session resends
+            reads). A write is never sent twice: the default pool resends
             nothing, and httpx's own transport never resends.
         clock, sleep: injectable time, for tests that never really wait.
         seed: seeds the backoff jitter (for reproducible tests).
@@ -131,7 +132,7 @@ class NsightClient:
         self._rng = random.Random(seed)
         reads: Backend
         if http_client is None:
-            reads = AiohttpBackend(
+            reads = H1Backend(
                 max_connections=self.limits.max_at_once,
                 timeout=timeout,
                 connect_timeout=DEFAULT_CONNECT_TIMEOUT,

@@ -1,4 +1,4 @@
-"""Tests for nsight_async._backends: the default aiohttp backend against the loopback simulator.
+"""The default backend (nsight_async._h1) end to end, through NsightClient, against the simulator.
 
 The simulator is served by ``SimulatorServer`` on 127.0.0.1 (real sockets, real
 resets and truncations); the client's backoff sleep is injected so retries never
@@ -23,7 +23,7 @@ from nsight_async import (
     TransportError,
     WriteOutcomeUnknownError,
 )
-from nsight_async._backends import AiohttpBackend
+from nsight_async._h1 import H1Backend
 from nsight_async._transport import USER_AGENT
 from nsight_async.testing import (
     SIMULATOR_API_KEY,
@@ -60,7 +60,7 @@ async def _served(sim: Simulator, **kw: Any) -> AsyncIterator[NsightClient]:
         SimulatorServer(sim) as server,
         NsightClient(server.url, SIMULATOR_API_KEY, seed=3, **kw) as client,
     ):
-        assert isinstance(client._transport._reads, AiohttpBackend)
+        assert isinstance(client._transport._reads, H1Backend)
         yield client
 
 
@@ -78,8 +78,8 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_every_method_over_aiohttp() -> None:
-    """Every service method works over the default aiohttp backend against the loopback server."""
+async def test_every_method_over_the_default_backend() -> None:
+    """Every service method works over the default backend against the loopback server."""
     sim = _sim()
     fleet = sim.fleet
     device_id, patch_id = _failed_patch(sim)
@@ -124,7 +124,7 @@ async def test_read_faults_are_retried(fault: Fault) -> None:
 
 async def test_every_request_the_server_sees_went_through_the_governor() -> None:
     """A read reset by the server is resent by the client's own retry (counted, rate-limited),
-    never silently by aiohttp behind the governor's back."""
+    never silently by the backend behind the governor's back."""
     sim = _sim(script=[Fault.RESET])
     sleeps = Sleeps()
     async with _served(sim, sleep=sleeps) as client:
@@ -178,7 +178,7 @@ async def test_html403_gives_up_as_html_page_error() -> None:
 
 @pytest.mark.parametrize("warm", [False, True], ids=["fresh-connection", "kept-alive"])
 async def test_write_reset_after_is_sent_once(warm: bool) -> None:
-    """aiohttp never resends a write whose connection dropped after sending, kept-alive or not."""
+    """A write whose connection dropped after sending is never resent, kept-alive or not."""
     sim = _sim()
     device_id, patch_id = _failed_patch(sim)
     async with _served(sim) as client:
@@ -221,8 +221,8 @@ async def test_connection_refused_is_certainly_not_sent() -> None:
     assert len(sleeps.waits) == 4  # two retries for the read, two for the write
 
 
-async def test_aiohttp_sends_the_user_agent() -> None:
-    """The aiohttp backend sends the library's User-Agent."""
+async def test_the_default_backend_sends_the_user_agent() -> None:
+    """The default backend sends the library's User-Agent."""
     agents: list[str] = []
 
     async def handler(request: web.Request) -> web.Response:
@@ -244,15 +244,17 @@ async def test_aiohttp_sends_the_user_agent() -> None:
     assert agents == [USER_AGENT]
 
 
-async def test_aclose_closes_the_owned_session() -> None:
-    """aclose() closes the aiohttp session the client opened."""
+async def test_aclose_closes_the_owned_connections() -> None:
+    """aclose() closes the connections the client opened, and the server sees them go."""
     sim = _sim()
     async with SimulatorServer(sim) as server:
         client = NsightClient(server.url, SIMULATOR_API_KEY)
         [c async for c in client.list_clients()]
         backend = client._transport._reads
-        assert isinstance(backend, AiohttpBackend)
-        session = backend._session
-        assert session is not None
+        assert isinstance(backend, H1Backend)
+        (conn,) = backend._open
+        assert conn.transport is not None
         await client.aclose()
-        assert session.closed
+        assert conn.closed
+        assert conn.transport.is_closing()
+        assert not backend._open

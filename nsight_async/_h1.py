@@ -1,0 +1,345 @@
+"""The default backend: HTTP/1.1 GETs over kept-alive asyncio connections.
+
+Why not aiohttp (the default until 0.1's latency work): the client sends about
+2,000 calls a second at 100 in flight and 50 ms, and aiohttp's per-request
+layer (URL, request and response objects, connector, timers) cost about
+0.19 ms of CPU per call more than this module (``benchmarks/bench_latency.py``
+keeps aiohttp as the same-run floor). The API needs only a small part of
+HTTP: a GET with a query, kept-alive connections, bodies framed by
+Content-Length, chunks or the end of the connection, gzip or deflate, and TLS.
+Response framing is `httptools`' parser (llhttp, as in uvicorn); nothing here
+parses HTTP by hand.
+
+What it deliberately does not do: follow redirects (they would carry the key
+elsewhere), keep cookies, use proxies, or **ever send a request twice**: a
+connection that breaks after the request was written is an error with
+``certainly_not_sent`` false, whatever the method, and the client's retry
+policy decides what happens next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+import zlib
+from collections.abc import AsyncGenerator, Mapping
+from urllib.parse import urlsplit
+
+import httptools
+
+from ._backends import RawResponse, _error, encode_query
+from ._errors import ParseError, TransportError
+from ._redact import redact
+
+_PAUSE_AT = 1 << 18  # bytes of body read but not yet taken before reading pauses
+_KEEP_IDLE = 15.0  # seconds an idle connection is kept; servers close theirs at about 30+
+
+
+class _Origin:
+    """Where one base URL's requests go, and the fixed head of each request."""
+
+    def __init__(self, url: str, user_agent: str) -> None:
+        parts = urlsplit(url)
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname or ""
+        self.port = parts.port or (443 if self.tls else 80)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        self.path = (parts.path or "/").encode("ascii")
+        self.tail = (
+            f" HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\n"
+            "Accept: */*\r\nAccept-Encoding: gzip, deflate\r\n\r\n"
+        ).encode("ascii")
+        self.idle: list[_Connection] = []
+
+
+class _Connection(asyncio.Protocol):
+    """One connection: parses responses into a status, headers and queued body chunks."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.closed = False
+        self.idle_since = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.head_done = False
+        self.keep_alive = False
+        self.done = False
+        self.until_close = False  # the body ends when the connection does
+        self.error: BaseException | None = None
+        self.body: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.paused = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(exc)
+        if self.buffered > _PAUSE_AT and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.head_done and self.until_close and not self.done and exc is None:
+            self.on_message_complete()
+        elif not self.done:
+            self._fail(exc or ConnectionResetError("the server closed the connection"))
+
+    # -- httptools callbacks ------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        headers = self.headers
+        self.until_close = (
+            "content-length" not in headers and "transfer-encoding" not in headers
+        ) and not (self.status < 200 or self.status in (204, 304))
+        self.keep_alive = self.parser.should_keep_alive()  # only valid until the message ends
+        self.head_done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+        self.buffered += len(body)
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.done = True
+        self._wake()
+
+    # -- the request side ---------------------------------------------------
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None and not self.done:
+            self.error = exc
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def reusable(self) -> bool:
+        return self.done and self.keep_alive and not self.closed and not self.body
+
+    async def wait(self, seconds: float) -> None:
+        """Wait for the next change (head, body, end or error); TimeoutError after ``seconds``."""
+        loop = asyncio.get_running_loop()
+        self.waiter = waiter = loop.create_future()
+        timer = loop.call_later(seconds, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self.waiter = None
+
+    def take(self) -> bytes:
+        chunk = self.body.popleft()
+        self.buffered -= len(chunk)
+        if self.paused and self.buffered < _PAUSE_AT // 2 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return chunk
+
+
+def _broken(service: str, exc: BaseException) -> TransportError:
+    """The error for a connection that broke or answered nonsense after the request was sent."""
+    if isinstance(exc, httptools.HttpParserError):
+        return TransportError(
+            f"{service}: the server answered something that is not HTTP/1.1 "
+            f"({type(exc).__name__}: {redact(str(exc))[:200]})",
+            service=service,
+            certainly_not_sent=False,
+        )
+    return _error(service, exc, sent=True)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no data from the server within the read timeout"))
+
+
+class _H1Response:
+    def __init__(self, backend: H1Backend, origin: _Origin, conn: _Connection, service: str):
+        self._backend = backend
+        self._origin = origin
+        self._conn = conn
+        self._service = service
+        self.status = conn.status
+        self.headers: Mapping[str, str] = conn.headers
+        self._released = False
+
+    async def chunks(self) -> AsyncGenerator[bytes]:
+        conn = self._conn
+        coding = self.headers.get("content-encoding", "identity").strip().lower()
+        inflate = _decoder(coding, self._service) if coding != "identity" else None
+        while True:
+            if conn.body:
+                chunk = conn.take()
+                if inflate is not None:
+                    chunk = _inflated(inflate, chunk, self._service)
+                if chunk:
+                    yield chunk
+                continue
+            if conn.done:
+                if inflate is not None and (tail := inflate.flush()):
+                    yield tail
+                return
+            if conn.error is not None:
+                raise _broken(self._service, conn.error)
+            try:
+                await conn.wait(self._backend.timeout)
+            except TimeoutError as exc:
+                error = _error(self._service, exc, sent=True, timeout=True)
+                conn._fail(exc)
+                raise error from None
+
+    async def close(self) -> None:
+        if not self._released:
+            self._released = True
+            self._backend.release(self._origin, self._conn)
+
+
+def _decoder(coding: str, service: str) -> zlib._Decompress:
+    if coding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if coding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    message = f"{service}: the body is in an encoding this client cannot read ({coding[:40]!r})"
+    raise ParseError(message, service=service)
+
+
+def _inflated(inflate: zlib._Decompress, chunk: bytes, service: str) -> bytes:
+    try:
+        return inflate.decompress(chunk)
+    except zlib.error:
+        pass
+    raise ParseError(f"{service}: the body could not be decoded (zlib error)", service=service)
+
+
+class H1Backend:
+    """Sends GETs over a pool of kept-alive HTTP/1.1 connections (the default backend)."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeout: float,
+        connect_timeout: float,
+        user_agent: str,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._user_agent = user_agent
+        self._max = max_connections
+        self._slots: asyncio.Semaphore | None = None
+        self._ssl = ssl_context
+        self._origins: dict[str, _Origin] = {}
+        self._open: set[_Connection] = set()
+        self._closed = False
+
+    async def send(self, url: str, query: Mapping[str, str], *, write: bool) -> RawResponse:
+        service = query.get("service", "?")
+        origin = self._origins.get(url)
+        if origin is None:
+            origin = self._origins[url] = _Origin(url, self._user_agent)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max)
+        await self._slots.acquire()
+        conn = None
+        try:
+            conn = self._idle(origin) or await self._connect(origin, service)
+            assert conn.transport is not None
+            conn.transport.write(
+                b"GET %s?%s%s" % (origin.path, encode_query(query).encode(), origin.tail)
+            )
+            while not conn.head_done:
+                if conn.error is not None:
+                    raise _broken(service, conn.error)
+                try:
+                    await conn.wait(self.timeout)
+                except TimeoutError as exc:
+                    conn._fail(exc)
+                    raise _error(service, exc, sent=True, timeout=True) from None
+            return _H1Response(self, origin, conn, service)
+        except BaseException:
+            if conn is not None:
+                conn._fail(ConnectionAbortedError("the request was abandoned"))
+                self.release(origin, conn)
+            else:
+                self._slots.release()
+            raise
+
+    def _idle(self, origin: _Origin) -> _Connection | None:
+        idle = origin.idle
+        now = asyncio.get_running_loop().time()
+        while idle:
+            conn = idle.pop()  # the most recently used: the least likely to have been closed
+            fresh = now - conn.idle_since < _KEEP_IDLE
+            if fresh and not conn.closed and conn.transport and not conn.transport.is_closing():
+                conn._reset()
+                return conn
+            self._discard(conn)
+        return None
+
+    async def _connect(self, origin: _Origin, service: str) -> _Connection:
+        loop = asyncio.get_running_loop()
+        context = None
+        if origin.tls:
+            context = self._ssl = self._ssl or ssl.create_default_context()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, conn = await loop.create_connection(
+                    _Connection, origin.host, origin.port, ssl=context,
+                    server_hostname=origin.host if context else None,
+                )  # fmt: skip
+        except TimeoutError as exc:
+            error = _error(service, exc, sent=False, timeout=True)
+        except (OSError, ssl.SSLError) as exc:
+            error = _error(service, exc, sent=False)
+        else:
+            self._open.add(conn)
+            return conn
+        raise error  # outside the except: no chained exception
+
+    def release(self, origin: _Origin, conn: _Connection) -> None:
+        """Give a connection back: kept if its response was read to the end, else closed."""
+        if conn.reusable() and not self._closed:
+            conn.idle_since = asyncio.get_running_loop().time()
+            origin.idle.append(conn)
+        else:
+            self._discard(conn)
+        if self._slots is not None:
+            self._slots.release()
+
+    def _discard(self, conn: _Connection) -> None:
+        self._open.discard(conn)
+        conn.closed = True
+        if conn.transport is not None:
+            conn.transport.close()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for origin in self._origins.values():
+            origin.idle.clear()
+        for conn in list(self._open):
+            self._discard(conn)
+        await asyncio.sleep(0)  # let the transports finish closing

@@ -1,0 +1,401 @@
+"""The default HTTP/1.1 backend (nsight_async._h1) against scripted loopback servers.
+
+Each test scripts what a server writes for each request (framing, encodings,
+closes, stalls, garbage) on 127.0.0.1 and checks what the backend makes of
+it: the body bytes, a typed error that says whether the request can have been
+sent, and which connections are kept for the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from nsight_async import HttpStatusError, NsightClient, ParseError, RetryPolicy, TransportError, _h1
+from nsight_async._h1 import H1Backend
+
+KEY = "k-h1-secret-0123456789"
+QUERY = {"apikey": KEY, "service": "list_clients"}
+Action = Callable[[asyncio.StreamWriter], Awaitable[bool]]  # returns whether to keep going
+
+
+def answer(body: bytes, *, status: str = "200 OK", headers: str = "") -> Action:
+    """An action writing a Content-Length response."""
+
+    async def act(writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body
+        )
+        await writer.drain()
+        return True
+
+    return act
+
+
+def raw(data: bytes, *, then_close: bool = False, pause: float = 0.0) -> Action:
+    """An action writing ``data`` as it is, then pausing and maybe closing."""
+
+    async def act(writer: asyncio.StreamWriter) -> bool:
+        writer.write(data)
+        await writer.drain()
+        if pause:
+            await asyncio.sleep(pause)
+        return not then_close
+
+    return act
+
+
+def _joined(*actions: Action) -> Action:
+    async def act(writer: asyncio.StreamWriter) -> bool:
+        for action in actions:
+            if not await action(writer):
+                return False
+        return True
+
+    return act
+
+
+class Script:
+    """A loopback server answering each request with the next scripted action."""
+
+    def __init__(self, *actions: Action) -> None:
+        self.actions = list(actions)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.open_now = 0
+        self.most_open = 0
+        self.writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+                    return
+                self.requests.append(head)
+                action = self.actions.pop(0) if self.actions else answer(b"<result/>")
+                if not await action(writer):
+                    return
+        finally:
+            self.open_now -= 1
+            writer.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+
+@asynccontextmanager
+async def serving(
+    script: Script, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[Script]:
+    server = await asyncio.start_server(script._handle, "127.0.0.1", 0, ssl=ssl_context)
+    script.port = server.sockets[0].getsockname()[1]
+    try:
+        yield script
+    finally:
+        server.close()
+        for writer in script.writers:
+            writer.close()
+        await server.wait_closed()
+        await asyncio.sleep(0.01)  # the handlers see their connections close
+
+
+def backend(**kw: object) -> H1Backend:
+    settings: dict[str, object] = dict(
+        max_connections=4, timeout=2.0, connect_timeout=2.0, user_agent="nsight-async-test"
+    )
+    settings.update(kw)
+    return H1Backend(**settings)  # type: ignore[arg-type]
+
+
+async def fetch(b: H1Backend, url: str, query: dict[str, str] | None = None) -> bytes:
+    response = await b.send(url, query or QUERY, write=False)
+    try:
+        return b"".join([chunk async for chunk in response.chunks()])
+    finally:
+        await response.close()
+
+
+async def test_requests_share_one_kept_alive_connection() -> None:
+    """Sequential requests reuse one connection; the request line, Host and User-Agent are sent."""
+    async with serving(Script(*(answer(b"<r>%d</r>" % i) for i in range(5)))) as script:
+        b = backend()
+        bodies = [await fetch(b, script.url, {**QUERY, "n": str(i)}) for i in range(5)]
+        await b.aclose()
+    assert bodies == [b"<r>%d</r>" % i for i in range(5)]
+    assert script.connections == 1
+    first = script.requests[0].decode()
+    assert first.startswith(f"GET /api/?apikey={KEY}&service=list_clients&n=0 HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{script.port}\r\n" in first
+    assert "User-Agent: nsight-async-test\r\n" in first
+
+
+async def test_a_chunked_body_is_joined() -> None:
+    """A chunked body arriving in pieces, with a chunk split across writes, reads whole."""
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    in_pieces = _joined(
+        raw(head + b"9\r\n<resu", pause=0.02), raw(b"lt/>\r\n3\r\nabc\r\n0\r\n\r\n")
+    )
+    async with serving(Script(in_pieces)) as script:
+        b = backend()
+        assert await fetch(b, script.url) == b"<result/>abc"
+        assert await fetch(b, script.url) == b"<result/>"  # the connection was kept
+        await b.aclose()
+    assert script.connections == 1
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"),
+    [("gzip", gzip.compress), ("deflate", zlib.compress), ("identity", lambda b: b)],
+)
+async def test_compressed_bodies_are_decoded(coding: str, encode: Callable[[bytes], bytes]) -> None:
+    """gzip and deflate bodies (asked for in Accept-Encoding) come out decoded."""
+    body = b"<result>" + b"<x>Smith &amp; Sons</x>" * 2000 + b"</result>"
+    headers = f"Content-Encoding: {coding}\r\n"
+    async with serving(Script(answer(encode(body), headers=headers))) as script:
+        b = backend()
+        assert await fetch(b, script.url) == body
+        await b.aclose()
+    assert b"Accept-Encoding: gzip, deflate\r\n" in script.requests[0]
+
+
+@pytest.mark.parametrize(
+    ("headers", "data", "message"),
+    [
+        ("Content-Encoding: br\r\n", b"\x0b\x02\x80", "cannot read"),
+        ("Content-Encoding: gzip\r\n", b"not gzip at all", "could not be decoded"),
+    ],
+)
+async def test_a_body_that_cannot_be_decoded_is_a_parse_error(
+    headers: str, data: bytes, message: str
+) -> None:
+    """An unknown encoding or a corrupt gzip body raises ParseError, not garbage."""
+    async with serving(Script(answer(data, headers=headers))) as script:
+        b = backend()
+        with pytest.raises(ParseError, match=message):
+            await fetch(b, script.url)
+        await b.aclose()
+
+
+async def test_a_body_ended_by_closing_the_connection() -> None:
+    """A body with neither length nor chunks ends with the connection; the next one reconnects."""
+    async with serving(
+        Script(raw(b"HTTP/1.1 200 OK\r\n\r\n<result>until close</result>", then_close=True))
+    ) as script:
+        b = backend()
+        assert await fetch(b, script.url) == b"<result>until close</result>"
+        assert await fetch(b, script.url) == b"<result/>"
+        await b.aclose()
+    assert script.connections == 2
+
+
+async def test_connection_close_is_honoured() -> None:
+    """A response saying ``Connection: close`` is not reused."""
+    async with serving(Script(answer(b"<a/>", headers="Connection: close\r\n"))) as script:
+        b = backend()
+        assert await fetch(b, script.url) == b"<a/>"
+        assert await fetch(b, script.url) == b"<result/>"
+        await b.aclose()
+    assert script.connections == 2
+
+
+async def test_a_kept_alive_connection_that_dies_under_a_request() -> None:
+    """A kept-alive connection the server drops after reading the request: an error that may
+    have been sent (it is never resent), and the next request gets a new connection."""
+    async with serving(Script(answer(b"<a/>"), raw(b"", then_close=True))) as script:
+        b = backend()
+        assert await fetch(b, script.url) == b"<a/>"
+        with pytest.raises(TransportError) as info:
+            await fetch(b, script.url)
+        assert not info.value.certainly_not_sent
+        assert await fetch(b, script.url) == b"<result/>"
+        await b.aclose()
+
+
+async def test_an_idle_close_seen_before_sending_reconnects_quietly() -> None:
+    """A connection whose close arrived while it was idle is dropped before it is used."""
+
+    async def close_after(writer: asyncio.StreamWriter) -> bool:
+        await answer(b"<a/>")(writer)
+        return False  # answer, then close the idle connection
+
+    async with serving(Script(close_after)) as script:
+        b = backend()
+        assert await fetch(b, script.url) == b"<a/>"
+        await asyncio.sleep(0.05)  # the close reaches the client
+        assert await fetch(b, script.url) == b"<result/>"
+        await b.aclose()
+    assert script.connections == 2
+
+
+async def test_connections_idle_too_long_are_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection idle past the keep-alive time is closed, not reused."""
+    monkeypatch.setattr(_h1, "_KEEP_IDLE", 0.01)
+    async with serving(Script()) as script:
+        b = backend()
+        await fetch(b, script.url)
+        await asyncio.sleep(0.05)
+        await fetch(b, script.url)
+        await b.aclose()
+    assert script.connections == 2
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n<result>", then_close=True),
+        raw(b"", then_close=True),
+        raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<resu", then_close=True),
+    ],
+    ids=["mid-body", "before-the-head", "mid-chunk"],
+)
+async def test_a_connection_lost_after_sending_may_have_been_sent(action: Action) -> None:
+    """A close after the request went out is a TransportError that does not claim 'not sent'."""
+    async with serving(Script(action)) as script:
+        b = backend()
+        with pytest.raises(TransportError, match="lost the connection") as info:
+            await fetch(b, script.url)
+        await b.aclose()
+    assert not info.value.certainly_not_sent
+    assert KEY not in str(info.value)
+    assert KEY not in repr(info.value)
+
+
+async def test_a_malformed_response_is_a_transport_error() -> None:
+    """Garbage where the status line should be is a TransportError naming the parser's complaint."""
+    async with serving(Script(raw(b"SMTP ready\r\n\r\n"))) as script:
+        b = backend()
+        with pytest.raises(TransportError, match=r"not HTTP/1\.1.*Expected HTTP/") as info:
+            await fetch(b, script.url)
+        assert await fetch(b, script.url) == b"<result/>"  # the broken connection was dropped
+        await b.aclose()
+    assert not info.value.certainly_not_sent
+    assert KEY not in str(info.value)
+
+
+async def test_a_stall_mid_body_times_out() -> None:
+    """No data within the read timeout, mid-body, raises a TransportError that says so."""
+    stall = raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n<result>", pause=1.0)
+    async with serving(Script(stall)) as script:
+        b = backend(timeout=0.1)
+        with pytest.raises(TransportError, match="timed out waiting") as info:
+            await fetch(b, script.url)
+        await b.aclose()
+    assert not info.value.certainly_not_sent
+
+
+async def test_a_connect_that_hangs_times_out_as_not_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection that is never made within the connect timeout: nothing was sent."""
+    loop = asyncio.get_running_loop()
+
+    async def never(*args: object, **kwargs: object) -> None:
+        await asyncio.sleep(10)
+
+    monkeypatch.setattr(loop, "create_connection", never)
+    b = backend(connect_timeout=0.05)
+    with pytest.raises(TransportError, match="timed out connecting") as info:
+        await fetch(b, "http://127.0.0.1:9/api/")
+    assert info.value.certainly_not_sent
+
+
+async def test_an_abandoned_response_is_not_reused() -> None:
+    """A response closed before its end closes its connection (its rest would be misread)."""
+    big = b"<result>" + b"x" * 500_000 + b"</result>"
+    async with serving(Script(answer(big))) as script:
+        b = backend()
+        response = await b.send(script.url, QUERY, write=False)
+        async for _ in response.chunks():
+            break
+        await response.close()
+        assert await fetch(b, script.url) == b"<result/>"
+        await b.aclose()
+    assert script.connections == 2
+
+
+async def test_a_slow_reader_pauses_the_socket() -> None:
+    """A body read slowly is not buffered whole: reading pauses once enough waits."""
+    big = b"<result>" + b"y" * 8_000_000 + b"</result>"
+    async with serving(Script(answer(big))) as script:
+        b = backend()
+        response = await b.send(script.url, QUERY, write=False)
+        conn = response._conn  # type: ignore[attr-defined]
+        most = total = 0
+        async for chunk in response.chunks():
+            total += len(chunk)
+            most = max(most, conn.buffered)
+            await asyncio.sleep(0.001)
+        await response.close()
+        await b.aclose()
+    assert total == len(big)
+    assert most < 2 * _h1._PAUSE_AT
+
+
+async def test_cancelled_requests_give_their_connection_slot_back() -> None:
+    """Requests cancelled while waiting for the head release their slots; later ones still run."""
+    async with serving(Script(*(raw(b"", pause=5.0) for _ in range(3)))) as script:
+        b = backend(max_connections=3)
+        for _ in range(3):
+            task = asyncio.create_task(fetch(b, script.url))
+            await asyncio.sleep(0.02)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert await asyncio.wait_for(fetch(b, script.url), 2) == b"<result/>"
+        await b.aclose()
+
+
+async def test_connections_never_exceed_the_pool() -> None:
+    """At most ``max_connections`` are open at once, whatever is asked of the pool."""
+    slow = [raw(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n<a/>", pause=0.02)] * 12
+    async with serving(Script(*slow)) as script:
+        b = backend(max_connections=3)
+        await asyncio.gather(*(fetch(b, script.url) for _ in range(12)))
+        await b.aclose()
+    assert script.most_open <= 3
+
+
+async def test_redirects_are_not_followed() -> None:
+    """A 302 is an HttpStatusError: following it would carry the key to another host."""
+    moved = answer(b"", status="302 Found", headers="Location: http://198.51.100.7/api/\r\n")
+    async with serving(Script(moved)) as script:
+        client = NsightClient(script.url, KEY, retry=RetryPolicy(attempts=1))
+        async with client:
+            with pytest.raises(HttpStatusError, match="302") as info:
+                [c async for c in client.list_clients()]
+    assert len(script.requests) == 1
+    assert KEY not in str(info.value)
+
+
+async def test_tls_with_a_trusted_certificate_and_refused_without() -> None:
+    """HTTPS works against a certificate the context trusts and fails (not sent) against one
+    it does not: the default context verifies the server."""
+    trustme = pytest.importorskip("trustme")
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    async with serving(Script(answer(b"<tls/>")), server_context) as script:
+        url = f"https://127.0.0.1:{script.port}/api/"
+        trusting = backend(ssl_context=client_context)
+        assert await fetch(trusting, url) == b"<tls/>"
+        await trusting.aclose()
+        default = backend()
+        with pytest.raises(TransportError, match="could not connect") as info:
+            await fetch(default, url)
+        await default.aclose()
+    assert info.value.certainly_not_sent
+    assert f"Host: 127.0.0.1:{script.port}" in script.requests[0].decode()
