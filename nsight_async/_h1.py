@@ -24,6 +24,7 @@ import collections
 import ssl
 import zlib
 from collections.abc import AsyncGenerator, Mapping
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -80,8 +81,8 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # not an isinstance check: uvloop's transports do not derive from asyncio's
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         try:

@@ -399,3 +399,19 @@ async def test_tls_with_a_trusted_certificate_and_refused_without() -> None:
         await default.aclose()
     assert info.value.certainly_not_sent
     assert f"Host: 127.0.0.1:{script.port}" in script.requests[0].decode()
+
+
+def test_runs_on_uvloop() -> None:
+    """The backend runs on uvloop, whose transports are not asyncio.Transport subclasses:
+    applications served by uvicorn and the like run their clients on it."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> tuple[bytes, bytes, int]:
+        async with serving(Script(answer(b"<a/>"), answer(b"<b/>"))) as script:
+            b = backend()
+            first, second = await fetch(b, script.url), await fetch(b, script.url)
+            await b.aclose()
+        return first, second, script.connections
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(main()) == (b"<a/>", b"<b/>", 1)
