@@ -113,6 +113,15 @@ def fleet_rows(r: dict[str, Any]) -> list[Row]:
              f"{bare['wall_s']:.2f}", f"ideal {bare['ideal_s']:.2f}", f"{bare['ratio']:.2f}×",
              "—", "—")
         )  # fmt: skip
+        quiet = lat["prerendered"]
+        rows.append(
+            ("fleet", "  diagnostic, not the target: the same audit against pre-rendered answers "
+             "(benchmarks/_prerendered.py), the two cores not shared with a rendering server "
+             f"(wall s; client/server CPU ms per call {quiet['client_cpu_ms_per_call']:.3f}/"
+             f"{quiet['server_cpu_ms_per_call']:.3f})",
+             f"{quiet['wall_s']:.2f}", f"ideal {quiet['wall_s'] / quiet['ratio']:.2f}",
+             f"{quiet['ratio']:.2f}×", "—", "—")
+        )  # fmt: skip
     rows.append(
         ("fleet", f"rate limit {rate['rate_per_min']}/min, {rate['calls']:,} calls "
          "(over-limit answers; achieved/R)", f"{rate['over_limit']}; {rate['achieved_ratio']:.3f}",

@@ -10,11 +10,22 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def simulator_process(
-    *, clients: int, devices: int, latency: float, history_days: int, seed: str = "bench"
+    *,
+    clients: int,
+    devices: int,
+    latency: float,
+    history_days: int,
+    seed: str = "bench",
+    prerendered: bool = False,
 ) -> Iterator[tuple[str, int]]:
-    """Serve a simulator from a child process on loopback; yield (URL, pid), stop it after."""
+    """Serve a simulator from a child process on loopback; yield (URL, pid), stop it after.
+
+    ``prerendered``: serve the answers an audit asks for, rendered before serving
+    (``_prerendered.py``: a server that costs next to no CPU per call).
+    """
+    module = ["benchmarks._prerendered"] if prerendered else ["nsight_async.testing", "--port", "0"]
     cmd = [
-        sys.executable, "-m", "nsight_async.testing", "--port", "0", "--seed", seed,
+        sys.executable, "-m", *module, "--seed", seed,
         "--clients", str(clients), "--devices", str(devices), "--latency", str(latency),
         "--history-days", str(history_days),
     ]  # fmt: skip

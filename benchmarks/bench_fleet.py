@@ -243,6 +243,10 @@ def _table(results: dict[str, Any]) -> str:
              f"{bare['client_cpu_ms_per_call']:.3f}/{bare['server_cpu_ms_per_call']:.3f}"),
             (f"{tag}: ours / bare client", f"{lat['wall_s'] / lat['ideal_s'] / bare['ratio']:.3f}×",
              "wall/ideal of the audit over that of the floor, same run"),
+            (f"{tag}: audit, pre-rendered server", f"{lat['prerendered']['ratio']:.3f}×",
+             "wall/ideal against answers rendered beforehand (diagnostic, not the target); "
+             f"CPU ms/call {lat['prerendered']['client_cpu_ms_per_call']:.3f}/"
+             f"{lat['prerendered']['server_cpu_ms_per_call']:.3f}"),
         ]  # fmt: skip
     rows += [
         ("rate: R (per 60 s window)", f"{r['rate_per_min']}/min", f"{r['calls']:,} calls"),

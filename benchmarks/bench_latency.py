@@ -6,7 +6,10 @@ against the ideal ``calls × latency ÷ in-flight``, when the first outcome
 arrived against when enumeration ended, and both processes' CPU. In the same
 run and against the same simulator, a **bare client** (aiohttp workers that
 feed each response to the parser, nothing else) gives the floor this machine
-allows any client that reads the sessions. Called by ``bench_fleet``.
+allows any client that reads the sessions. Last, the same audit runs against
+pre-rendered answers (``_prerendered.py``, about a quarter of the simulator's
+CPU per call): what the client does when the machine's two cores are not
+shared with a rendering server. Called by ``bench_fleet``.
 """
 
 from __future__ import annotations
@@ -106,6 +109,12 @@ def _latency_run(clients: int, devices: int, latency: float, in_flight: int) -> 
             return {"wall_s": time.perf_counter() - started, "calls": len(mob)}
 
         floor = _measured(bare, server)
+    with simulator_process(
+        clients=clients, devices=devices, latency=latency, history_days=7, prerendered=True
+    ) as (url, pid):
+        quiet = _measured(lambda: asyncio.run(_timed_audit(url, in_flight)), psutil.Process(pid))
+    quiet["ratio"] = quiet["wall_s"] / (quiet["calls"] * latency / in_flight)
+    result["prerendered"] = quiet
     floor["ideal_s"] = len(mob) * latency / in_flight
     floor["ratio"] = floor["wall_s"] / floor["ideal_s"]
     result["bare_client"] = floor
