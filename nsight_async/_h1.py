@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-import zlib
 from collections.abc import AsyncGenerator, Mapping
 from typing import cast
 from urllib.parse import urlsplit
@@ -30,7 +29,8 @@ from urllib.parse import urlsplit
 import httptools
 
 from ._backends import RawResponse, _error, encode_query
-from ._errors import ParseError, TransportError
+from ._errors import TransportError
+from ._inflate import Inflater
 from ._redact import redact
 
 _PAUSE_AT = 1 << 18  # bytes of body read but not yet taken before reading pauses
@@ -56,6 +56,10 @@ class _Origin:
         self.idle: list[_Connection] = []
 
 
+class _OutOfStep(Exception):
+    """The server sent something no request asked for, or framing this client cannot read."""
+
+
 class _Connection(asyncio.Protocol):
     """One connection: parses responses into a status, headers and queued body chunks."""
 
@@ -73,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.done = False
         self.until_close = False  # the body ends when the connection does
+        self.expecting = False  # a request was written and its final response has not ended
         self.error: BaseException | None = None
         self.body: collections.deque[bytes] = collections.deque()
         self.buffered = 0
@@ -94,19 +99,38 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        closed_here = self.closed  # our own close() ends no body
         self.closed = True
-        if self.head_done and self.until_close and not self.done and exc is None:
+        if (
+            self.head_done
+            and self.until_close
+            and not self.done
+            and exc is None
+            and not closed_here
+        ):
             self.on_message_complete()
         elif not self.done:
             self._fail(exc or ConnectionResetError("the server closed the connection"))
 
     # -- httptools callbacks ------------------------------------------------
+    def on_message_begin(self) -> None:
+        if not self.expecting:  # bytes after the response, or while idle: the stream is out of step
+            raise _OutOfStep("the server sent a response no request asked for")
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # an interim response (100 Continue, 103 Early Hints): skipped
+            self.headers.clear()
+            return
+        self.status = status
         headers = self.headers
+        coding = headers.get("transfer-encoding")
+        if coding is not None and coding.strip().lower() != "chunked":
+            self.error = _OutOfStep(f"unsupported Transfer-Encoding {coding[:40]!r}")
+            raise self.error
         self.until_close = (
             "content-length" not in headers and "transfer-encoding" not in headers
         ) and not (self.status < 200 or self.status in (204, 304))
@@ -120,7 +144,10 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if not self.head_done:  # the end of an interim response
+            return
         self.done = True
+        self.expecting = False
         self._wake()
 
     # -- the request side ---------------------------------------------------
@@ -129,7 +156,7 @@ class _Connection(asyncio.Protocol):
             self.error = exc
         self.closed = True
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()  # no TLS close_notify exchange, no flush: the socket goes now
         self._wake()
 
     def _wake(self) -> None:
@@ -162,7 +189,9 @@ class _Connection(asyncio.Protocol):
 
 def _broken(service: str, exc: BaseException) -> TransportError:
     """The error for a connection that broke or answered nonsense after the request was sent."""
-    if isinstance(exc, httptools.HttpParserError):
+    if isinstance(exc, httptools.HttpParserError) and isinstance(exc.__context__, _OutOfStep):
+        exc = exc.__context__
+    if isinstance(exc, (httptools.HttpParserError, _OutOfStep)):
         return TransportError(
             f"{service}: the server answered something that is not HTTP/1.1 "
             f"({type(exc).__name__}: {redact(str(exc))[:200]})",
@@ -190,18 +219,21 @@ class _H1Response:
     async def chunks(self) -> AsyncGenerator[bytes]:
         conn = self._conn
         coding = self.headers.get("content-encoding", "identity").strip().lower()
-        inflate = _decoder(coding, self._service) if coding != "identity" else None
+        inflater = Inflater(coding, self._service) if coding != "identity" else None
         while True:
             if conn.body:
                 chunk = conn.take()
-                if inflate is not None:
-                    chunk = _inflated(inflate, chunk, self._service)
-                if chunk:
-                    yield chunk
+                if inflater is None:
+                    if chunk:
+                        yield chunk
+                    continue
+                for piece in inflater.feed(chunk):
+                    yield piece
                 continue
             if conn.done:
-                if inflate is not None and (tail := inflate.flush()):
-                    yield tail
+                if inflater is not None:
+                    for piece in inflater.end():
+                        yield piece
                 return
             if conn.error is not None:
                 raise _broken(self._service, conn.error)
@@ -216,23 +248,6 @@ class _H1Response:
         if not self._released:
             self._released = True
             self._backend.release(self._origin, self._conn)
-
-
-def _decoder(coding: str, service: str) -> zlib._Decompress:
-    if coding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if coding == "deflate":
-        return zlib.decompressobj(zlib.MAX_WBITS)
-    message = f"{service}: the body is in an encoding this client cannot read ({coding[:40]!r})"
-    raise ParseError(message, service=service)
-
-
-def _inflated(inflate: zlib._Decompress, chunk: bytes, service: str) -> bytes:
-    try:
-        return inflate.decompress(chunk)
-    except zlib.error:
-        pass
-    raise ParseError(f"{service}: the body could not be decoded (zlib error)", service=service)
 
 
 class H1Backend:
@@ -269,6 +284,7 @@ class H1Backend:
         try:
             conn = self._idle(origin) or await self._connect(origin, service)
             assert conn.transport is not None
+            conn.expecting = True
             conn.transport.write(
                 b"GET %s?%s%s" % (origin.path, encode_query(query).encode(), origin.tail)
             )
@@ -333,9 +349,7 @@ class H1Backend:
 
     def _discard(self, conn: _Connection) -> None:
         self._open.discard(conn)
-        conn.closed = True
-        if conn.transport is not None:
-            conn.transport.close()
+        conn._fail(ConnectionAbortedError("the connection was closed by this client"))
 
     async def aclose(self) -> None:
         self._closed = True

@@ -19,6 +19,7 @@ import pytest
 
 from nsight_async import HttpStatusError, NsightClient, ParseError, RetryPolicy, TransportError, _h1
 from nsight_async._h1 import H1Backend
+from nsight_async._inflate import PIECE
 
 KEY = "k-h1-secret-0123456789"
 QUERY = {"apikey": KEY, "service": "list_clients"}
@@ -415,3 +416,99 @@ def test_runs_on_uvloop() -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(main()) == (b"<a/>", b"<b/>", 1)
+
+
+@pytest.mark.parametrize(
+    ("coding", "encode"), [("gzip", gzip.compress), ("deflate", zlib.compress)]
+)
+async def test_a_compressed_body_cut_short_is_a_parse_error(
+    coding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    """A compressed body whose stream ends early (framing intact) is not short data."""
+    data = encode(b"<result>" + b"<x>row</x>" * 500 + b"</result>")
+    cut = answer(data[: len(data) // 2], headers=f"Content-Encoding: {coding}\r\n")
+    async with serving(Script(cut)) as script:
+        b = backend()
+        with pytest.raises(ParseError, match="ended early"):
+            await fetch(b, script.url)
+        await b.aclose()
+
+
+async def test_a_gzip_body_of_several_members_is_read_whole() -> None:
+    """RFC 1952 allows concatenated members; all of them are decoded."""
+    data = gzip.compress(b"<result>one") + gzip.compress(b"two</result>")
+    async with serving(Script(answer(data, headers="Content-Encoding: gzip\r\n"))) as script:
+        b = backend()
+        assert await fetch(b, script.url) == b"<result>onetwo</result>"
+        await b.aclose()
+
+
+async def test_an_interim_response_is_skipped_not_taken_as_the_answer() -> None:
+    """A 103 Early Hints arriving on its own is skipped; the next request gets its own answer."""
+    hints = raw(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n", pause=0.05)
+    async with serving(Script(_joined(hints, answer(b"<one/>")), answer(b"<two/>"))) as script:
+        b = backend()
+        assert await fetch(b, script.url) == b"<one/>"
+        assert await fetch(b, script.url) == b"<two/>"
+        await b.aclose()
+
+
+async def test_bytes_after_the_response_are_not_body_and_close_the_connection() -> None:
+    """A second, unasked-for response in the same read is neither appended nor kept."""
+    extra = raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n<a/>"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEXTRA"
+    )
+    async with serving(Script(extra)) as script:
+        b = backend()
+        assert await fetch(b, script.url) == b"<a/>"
+        assert await fetch(b, script.url) == b"<result/>"
+        await b.aclose()
+    assert script.connections == 2
+
+
+async def test_closing_the_backend_under_a_close_delimited_read_is_an_error() -> None:
+    """aclose() during a body that ends with the connection does not pass for its end."""
+    stall = raw(b"HTTP/1.1 200 OK\r\n\r\n<result>", pause=2.0)
+    async with serving(Script(stall)) as script:
+        b = backend()
+        task = asyncio.create_task(fetch(b, script.url))
+        await asyncio.sleep(0.1)
+        await b.aclose()
+        with pytest.raises(TransportError, match="closed by this client"):
+            await task
+
+
+async def test_a_body_that_inflates_hugely_comes_in_bounded_pieces() -> None:
+    """200 KB of gzip holding 200 MB is read piece by piece, never as one 200 MB chunk."""
+    data = gzip.compress(b"\0" * 200_000_000, compresslevel=1)
+    async with serving(Script(answer(data, headers="Content-Encoding: gzip\r\n"))) as script:
+        b = backend()
+        response = await b.send(script.url, QUERY, write=False)
+        total = largest = 0
+        async for chunk in response.chunks():
+            total += len(chunk)
+            largest = max(largest, len(chunk))
+        await response.close()
+        await b.aclose()
+    assert total == 200_000_000
+    assert largest <= PIECE
+
+
+@pytest.mark.parametrize(
+    ("coding", "data"),
+    [
+        ("deflate", zlib.compress(b"<result/>") + b"junk"),
+        ("gzip", gzip.compress(b"<result/>") + b"junk"),
+    ],
+    ids=["after-deflate", "after-gzip"],
+)
+async def test_bytes_after_the_compressed_stream_are_a_parse_error(
+    coding: str, data: bytes
+) -> None:
+    """Trailing bytes that are not another gzip member are an error, not ignored."""
+    async with serving(Script(answer(data, headers=f"Content-Encoding: {coding}\r\n"))) as script:
+        b = backend()
+        with pytest.raises(ParseError):
+            await fetch(b, script.url)
+        await b.aclose()
