@@ -113,6 +113,15 @@ def fleet_rows(r: dict[str, Any]) -> list[Row]:
              f"{bare['wall_s']:.2f}", f"ideal {bare['ideal_s']:.2f}", f"{bare['ratio']:.2f}×",
              "—", "—")
         )  # fmt: skip
+        alone = lat["client_alone"]
+        rows.append(
+            ("fleet", "  our client alone, same run and simulator: NsightClient.list_mob_sessions "
+             f"over the same {alone['calls']:,} calls, no fleet, listing or digest (wall s; "
+             f"client/server CPU ms per call {alone['client_cpu_ms_per_call']:.3f}/"
+             f"{alone['server_cpu_ms_per_call']:.3f})",
+             f"{alone['wall_s']:.2f}", f"ideal {alone['wall_s'] / alone['ratio']:.2f}",
+             f"{alone['ratio']:.2f}×", "—", "—")
+        )  # fmt: skip
         quiet = lat["prerendered"]
         rows.append(
             ("fleet", "  diagnostic, not the target: the same audit against pre-rendered answers "

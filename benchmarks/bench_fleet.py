@@ -243,6 +243,10 @@ def _table(results: dict[str, Any]) -> str:
              f"{bare['client_cpu_ms_per_call']:.3f}/{bare['server_cpu_ms_per_call']:.3f}"),
             (f"{tag}: ours / bare client", f"{lat['wall_s'] / lat['ideal_s'] / bare['ratio']:.3f}×",
              "wall/ideal of the audit over that of the floor, same run"),
+            (f"{tag}: our client alone / ideal", f"{lat['client_alone']['ratio']:.3f}×",
+             "NsightClient.list_mob_sessions over the same calls, no fleet; CPU ms/call "
+             f"{lat['client_alone']['client_cpu_ms_per_call']:.3f}/"
+             f"{lat['client_alone']['server_cpu_ms_per_call']:.3f}"),
             (f"{tag}: audit, pre-rendered server", f"{lat['prerendered']['ratio']:.3f}×",
              "wall/ideal against answers rendered beforehand (diagnostic, not the target); "
              f"CPU ms/call {lat['prerendered']['client_cpu_ms_per_call']:.3f}/"

@@ -6,10 +6,11 @@ against the ideal ``calls × latency ÷ in-flight``, when the first outcome
 arrived against when enumeration ended, and both processes' CPU. In the same
 run and against the same simulator, a **bare client** (aiohttp workers that
 feed each response to the parser, nothing else) gives the floor this machine
-allows any client that reads the sessions. Last, the same audit runs against
-pre-rendered answers (``_prerendered.py``, about a quarter of the simulator's
-CPU per call): what the client does when the machine's two cores are not
-shared with a rendering server. Called by ``bench_fleet``.
+allows any client that reads the sessions, and our own client makes the same
+calls without the fleet (what the crawl adds is the audit over that). Last,
+the same audit runs against pre-rendered answers (``_prerendered.py``, about
+a quarter of the simulator's CPU per call): what the client does when the
+machine's two cores are not shared with a rendering server. Called by ``bench_fleet``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,24 @@ async def _bare_sessions(url: str, device_ids: list[int], in_flight: int) -> Non
         await asyncio.gather(*(worker() for _ in range(in_flight)))
 
 
+async def _client_sessions(url: str, device_ids: list[int], in_flight: int) -> None:
+    """Our client alone: ``in_flight`` workers reading each device's sessions as records.
+
+    The same calls as the floor, through ``NsightClient`` (governor, retries,
+    typed records) but without the fleet, the listings or the digest: the
+    audit's wall time over this one is what the crawl adds.
+    """
+    async with NsightClient(url, SIMULATOR_API_KEY, max_at_once=in_flight) as client:
+        todo = iter(device_ids)
+
+        async def worker() -> None:
+            for device_id in todo:
+                async for _ in client.list_mob_sessions(device_id):
+                    pass
+
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+
+
 def _measured(run: Callable[[], dict[str, Any]], server: psutil.Process) -> dict[str, Any]:
     """Run ``run`` and add both processes' CPU: seconds per wall second and ms per call."""
     server_cpu = sum(server.cpu_times()[:2])
@@ -109,6 +128,15 @@ def _latency_run(clients: int, devices: int, latency: float, in_flight: int) -> 
             return {"wall_s": time.perf_counter() - started, "calls": len(mob)}
 
         floor = _measured(bare, server)
+
+        def ours_alone() -> dict[str, Any]:
+            started = time.perf_counter()
+            asyncio.run(_client_sessions(url, mob, in_flight))
+            return {"wall_s": time.perf_counter() - started, "calls": len(mob)}
+
+        alone = _measured(ours_alone, server)
+    alone["ratio"] = alone["wall_s"] / (len(mob) * latency / in_flight)
+    result["client_alone"] = alone
     with simulator_process(
         clients=clients, devices=devices, latency=latency, history_days=7, prerendered=True
     ) as (url, pid):
