@@ -55,9 +55,10 @@ class Backend(Protocol):
         ...
 
 
-def _error(
+def network_error(
     service: str, exc: BaseException, *, sent: bool, timeout: bool = False
 ) -> TransportError:
+    """Translate a library's network exception; ``sent``: the request may have left."""
     kind = type(exc).__name__
     if timeout:
         what = "timed out waiting for the server" if sent else "timed out connecting"
@@ -112,7 +113,7 @@ class _HttpxResponse:
                 )
             except httpx.HTTPError as exc:
                 timeout = isinstance(exc, httpx.TimeoutException)
-                error = _error(self._service, exc, sent=True, timeout=timeout)
+                error = network_error(self._service, exc, sent=True, timeout=timeout)
             else:
                 yield chunk
                 continue
@@ -137,9 +138,10 @@ class HttpxBackend:
             # Never follow a redirect: it would re-send the key (and a write) elsewhere.
             response = await self._client.send(request, stream=True, follow_redirects=False)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            error = _error(service, exc, sent=False, timeout="Timeout" in type(exc).__name__)
+            error = network_error(service, exc, sent=False, timeout="Timeout" in type(exc).__name__)
         except httpx.HTTPError as exc:
-            error = _error(service, exc, sent=True, timeout=isinstance(exc, httpx.TimeoutException))
+            timeout = isinstance(exc, httpx.TimeoutException)
+            error = network_error(service, exc, sent=True, timeout=timeout)
         else:
             return _HttpxResponse(response, service)
         raise error  # outside the except: httpx exceptions carry the URL with the key
