@@ -13,11 +13,15 @@ simulator renders them (never held whole). Faults on a real socket:
   gives up first its handler is cancelled, so the request is never processed;
 - ``timeout`` → sleeps ``stall_seconds`` then resets without answering.
 
+A long body is written a chunk at a time with a turn for the other requests
+between chunks, so answering them does not wait for it to end.
+
 Only loopback addresses are accepted: the simulator never listens on a network.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 import struct
@@ -139,6 +143,10 @@ class SimulatorServer:
         await response.prepare(request)
         for chunk in answer.chunks:
             await response.write(chunk)
+            # A turn for the other requests between chunks: a real server renders a
+            # long listing on one worker while others answer, and on loopback a write
+            # rarely waits, so without this every other answer waited for the body.
+            await asyncio.sleep(0)
         if fault is Fault.TRUNCATE:
             _reset(request)
             return response

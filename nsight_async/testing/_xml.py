@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 
-CHUNK_SIZE = 64 * 1024
+CHUNK_SIZE = 16 * 1024
 XML_DECL_UTF8 = '<?xml version="1.0" encoding="UTF-8"?>\n'
 XML_DECL_LATIN1 = '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
 

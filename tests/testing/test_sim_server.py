@@ -12,9 +12,12 @@ import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import attrs
 import httpx
 import psutil
 import pytest
@@ -27,6 +30,7 @@ from nsight_async.testing import (
     SimulatorTransport,
     serve_in_thread,
 )
+from nsight_async.testing._xml import CHUNK_SIZE
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,3 +161,36 @@ def test_uvloop_is_optional(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(importlib, "import_module", missing)
     assert _run._uvloop_factory() is None
+
+
+async def test_a_long_body_does_not_hold_up_other_answers() -> None:
+    """A request that arrives while a long body streams is answered before that body ends."""
+    events: list[str] = []
+
+    class Watched(Simulator):
+        async def handle(self, *, method: str, path: str, query: Mapping[str, str]) -> Any:
+            events.append(f"{query.get('service')} arrived")
+            answer = await super().handle(method=method, path=path, query=query)
+            if query.get("service") == "list_mob_sessions":
+                answer = attrs.evolve(answer, chunks=_noting_the_end(answer.chunks, events))
+            return answer
+
+    sim = Watched(SimulatedFleet(seed=9, clients=2, devices=10, now=NOW, big_device_sessions=3000))
+    big = sim.fleet.big_device_id
+    query = {"apikey": SIMULATOR_API_KEY}
+    long_query = {**query, "service": "list_mob_sessions", "deviceid": big}
+    async with (
+        SimulatorServer(sim) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+        client.stream("GET", "/api/", params=long_query) as long,
+    ):
+        small = await client.get("/api/", params={**query, "service": "list_clients"})
+        body = await long.aread()
+    assert small.status_code == 200
+    assert len(body) > 20 * CHUNK_SIZE  # many chunks, so the other request came mid-body
+    assert events.index("list_clients arrived") < events.index("list_mob_sessions ended")
+
+
+def _noting_the_end(chunks: Iterator[bytes], events: list[str]) -> Iterator[bytes]:
+    yield from chunks
+    events.append("list_mob_sessions ended")
