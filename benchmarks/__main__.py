@@ -119,7 +119,7 @@ def fleet_rows(r: dict[str, Any]) -> list[Row]:
              f"over the same {alone['calls']:,} calls, no fleet, listing or digest (wall s; "
              f"client/server CPU ms per call {alone['client_cpu_ms_per_call']:.3f}/"
              f"{alone['server_cpu_ms_per_call']:.3f})",
-             f"{alone['wall_s']:.2f}", f"ideal {alone['wall_s'] / alone['ratio']:.2f}",
+             f"{alone['wall_s']:.2f}", f"ideal {alone['ideal_s']:.2f}",
              f"{alone['ratio']:.2f}×", "—", "—")
         )  # fmt: skip
         quiet = lat["prerendered"]
@@ -128,7 +128,7 @@ def fleet_rows(r: dict[str, Any]) -> list[Row]:
              "(benchmarks/_prerendered.py), the two cores not shared with a rendering server "
              f"(wall s; client/server CPU ms per call {quiet['client_cpu_ms_per_call']:.3f}/"
              f"{quiet['server_cpu_ms_per_call']:.3f})",
-             f"{quiet['wall_s']:.2f}", f"ideal {quiet['wall_s'] / quiet['ratio']:.2f}",
+             f"{quiet['wall_s']:.2f}", f"ideal {quiet['ideal_s']:.2f}",
              f"{quiet['ratio']:.2f}×", "—", "—")
         )  # fmt: skip
     rows.append(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -97,7 +97,10 @@ async def _client_sessions(url: str, device_ids: list[int], in_flight: int) -> N
         await asyncio.gather(*(worker() for _ in range(in_flight)))
 
 
-def _measured(run: Callable[[], dict[str, Any]], server: psutil.Process) -> dict[str, Any]:
+Run = Callable[[], dict[str, Any]]
+
+
+def _measured(run: Run, server: psutil.Process) -> dict[str, Any]:
     """Run ``run`` and add both processes' CPU: seconds per wall second and ms per call."""
     server_cpu = sum(server.cpu_times()[:2])
     own_cpu = time.process_time()
@@ -120,33 +123,28 @@ def _latency_run(clients: int, devices: int, latency: float, in_flight: int) -> 
         pid,
     ):
         server = psutil.Process(pid)
+
+        def over_sessions(
+            sessions: Callable[[str, list[int], int], Coroutine[Any, Any, None]],
+        ) -> Run:
+            def run() -> dict[str, Any]:
+                started = time.perf_counter()
+                asyncio.run(sessions(url, mob, in_flight))
+                return {"wall_s": time.perf_counter() - started, "calls": len(mob)}
+
+            return run
+
         result = _measured(lambda: asyncio.run(_timed_audit(url, in_flight)), server)
-
-        def bare() -> dict[str, Any]:
-            started = time.perf_counter()
-            asyncio.run(_bare_sessions(url, mob, in_flight))
-            return {"wall_s": time.perf_counter() - started, "calls": len(mob)}
-
-        floor = _measured(bare, server)
-
-        def ours_alone() -> dict[str, Any]:
-            started = time.perf_counter()
-            asyncio.run(_client_sessions(url, mob, in_flight))
-            return {"wall_s": time.perf_counter() - started, "calls": len(mob)}
-
-        alone = _measured(ours_alone, server)
-    alone["ratio"] = alone["wall_s"] / (len(mob) * latency / in_flight)
-    result["client_alone"] = alone
+        floor = _measured(over_sessions(_bare_sessions), server)
+        alone = _measured(over_sessions(_client_sessions), server)
     with simulator_process(
         clients=clients, devices=devices, latency=latency, history_days=7, prerendered=True
     ) as (url, pid):
         quiet = _measured(lambda: asyncio.run(_timed_audit(url, in_flight)), psutil.Process(pid))
-    quiet["ratio"] = quiet["wall_s"] / (quiet["calls"] * latency / in_flight)
-    result["prerendered"] = quiet
-    floor["ideal_s"] = len(mob) * latency / in_flight
-    floor["ratio"] = floor["wall_s"] / floor["ideal_s"]
-    result["bare_client"] = floor
-    ideal = result["calls"] * latency / in_flight
+    for measured in (result, floor, alone, quiet):  # each against its own calls' ideal
+        measured["ideal_s"] = measured["calls"] * latency / in_flight
+        measured["ratio"] = measured["wall_s"] / measured["ideal_s"]
+    result.update(bare_client=floor, client_alone=alone, prerendered=quiet)
     # Fleet lists up to four clients at a time (list_ahead=4), each client's device
     # types together: one latency per four clients, at the least.
     serial = -(-clients // 4) * latency
@@ -154,8 +152,6 @@ def _latency_run(clients: int, devices: int, latency: float, in_flight: int) -> 
         clients=clients,
         latency_s=latency,
         in_flight=in_flight,
-        ideal_s=ideal,
-        ratio=result["wall_s"] / ideal,
         serial_enumeration_floor_s=serial,
         target_ratio=1.15,
     )

@@ -131,11 +131,12 @@ class _Connection(asyncio.Protocol):
         headers = self.headers
         coding = headers.get("transfer-encoding")
         if coding is not None and coding.strip().lower() != "chunked":
-            self.error = _OutOfStep(f"unsupported Transfer-Encoding {coding[:40]!r}")
-            raise self.error
+            raise _OutOfStep(f"unsupported Transfer-Encoding {coding[:40]!r}")
         self.until_close = (
-            "content-length" not in headers and "transfer-encoding" not in headers
-        ) and not (self.status < 200 or self.status in (204, 304))
+            "content-length" not in headers
+            and "transfer-encoding" not in headers
+            and status not in (204, 304)
+        )
         self.keep_alive = self.parser.should_keep_alive()  # only valid until the message ends
         self.head_done = True
         self._wake()
@@ -169,13 +170,18 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.done and self.keep_alive and not self.closed and not self.body
 
-    async def wait(self, seconds: float) -> None:
-        """Wait for the next change (head, body, end or error); TimeoutError after ``seconds``."""
+    async def next_change(self, service: str, seconds: float) -> None:
+        """Wait for the head, body, end or an error; a TransportError if it broke or timed out."""
+        if self.error is not None:
+            raise _broken(service, self.error)
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
         timer = loop.call_later(seconds, _expire, waiter)
         try:
             await waiter
+        except TimeoutError as exc:
+            self._fail(exc)
+            raise network_error(service, exc, sent=True, timeout=True) from None
         finally:
             timer.cancel()
             self.waiter = None
@@ -237,14 +243,7 @@ class _H1Response:
                     for piece in inflater.end():
                         yield piece
                 return
-            if conn.error is not None:
-                raise _broken(self._service, conn.error)
-            try:
-                await conn.wait(self._backend.timeout)
-            except TimeoutError as exc:
-                error = network_error(self._service, exc, sent=True, timeout=True)
-                conn._fail(exc)
-                raise error from None
+            await conn.next_change(self._service, self._backend.timeout)
 
     async def close(self) -> None:
         if not self._released:
@@ -291,13 +290,7 @@ class H1Backend:
                 b"GET %s?%s%s" % (origin.path, encode_query(query).encode(), origin.tail)
             )
             while not conn.head_done:
-                if conn.error is not None:
-                    raise _broken(service, conn.error)
-                try:
-                    await conn.wait(self.timeout)
-                except TimeoutError as exc:
-                    conn._fail(exc)
-                    raise network_error(service, exc, sent=True, timeout=True) from None
+                await conn.next_change(service, self.timeout)
             return _H1Response(self, origin, conn, service)
         except BaseException:
             if conn is not None:

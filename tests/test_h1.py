@@ -191,23 +191,28 @@ async def test_a_body_that_cannot_be_decoded_is_a_parse_error(
         await b.aclose()
 
 
-async def test_a_body_ended_by_closing_the_connection() -> None:
-    """A body with neither length nor chunks ends with the connection; the next one reconnects."""
-    async with serving(
-        Script(raw(b"HTTP/1.1 200 OK\r\n\r\n<result>until close</result>", then_close=True))
-    ) as script:
-        b = backend()
-        assert await fetch(b, script.url) == b"<result>until close</result>"
-        assert await fetch(b, script.url) == b"<result/>"
-        await b.aclose()
-    assert script.connections == 2
+async def _answer_then_close(writer: asyncio.StreamWriter) -> bool:
+    await answer(b"<a/>")(writer)
+    return False  # answer, then close the idle connection
 
 
-async def test_connection_close_is_honoured() -> None:
-    """A response saying ``Connection: close`` is not reused."""
-    async with serving(Script(answer(b"<a/>", headers="Connection: close\r\n"))) as script:
+@pytest.mark.parametrize(
+    "action",
+    [
+        raw(b"HTTP/1.1 200 OK\r\n\r\n<a/>", then_close=True),
+        answer(b"<a/>", headers="Connection: close\r\n"),
+        raw(b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\n<a/>", then_close=True),
+        _answer_then_close,
+    ],
+    ids=["body-ends-with-the-connection", "connection-close", "http-1.0", "closed-while-idle"],
+)
+async def test_a_connection_that_ends_is_not_used_again(action: Action) -> None:
+    """A body that ends with its connection, an answer saying ``Connection: close`` or from
+    HTTP/1.0, and a close that arrives while idle: the next request quietly reconnects."""
+    async with serving(Script(action)) as script:
         b = backend()
         assert await fetch(b, script.url) == b"<a/>"
+        await asyncio.sleep(0.05)  # a close the server sent reaches the client
         assert await fetch(b, script.url) == b"<result/>"
         await b.aclose()
     assert script.connections == 2
@@ -224,22 +229,6 @@ async def test_a_kept_alive_connection_that_dies_under_a_request() -> None:
         assert not info.value.certainly_not_sent
         assert await fetch(b, script.url) == b"<result/>"
         await b.aclose()
-
-
-async def test_an_idle_close_seen_before_sending_reconnects_quietly() -> None:
-    """A connection whose close arrived while it was idle is dropped before it is used."""
-
-    async def close_after(writer: asyncio.StreamWriter) -> bool:
-        await answer(b"<a/>")(writer)
-        return False  # answer, then close the idle connection
-
-    async with serving(Script(close_after)) as script:
-        b = backend()
-        assert await fetch(b, script.url) == b"<a/>"
-        await asyncio.sleep(0.05)  # the close reaches the client
-        assert await fetch(b, script.url) == b"<result/>"
-        await b.aclose()
-    assert script.connections == 2
 
 
 async def test_connections_idle_too_long_are_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
