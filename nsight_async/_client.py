@@ -54,6 +54,7 @@ from ._policy import decide, slows_everyone
 from ._redact import Secret, install_log_filter, redact, scrub_exception
 from ._shapes import parser_for
 from ._transport import USER_AGENT, Transport
+from ._turns import LONG, Turns, pieces
 from ._vocab import DeviceKind
 
 logger = logging.getLogger("nsight_async")
@@ -130,6 +131,7 @@ class NsightClient:
         self._clock = clock
         self._sleep = sleep
         self._rng = random.Random(seed)
+        self._turns = Turns()
         reads: Backend
         if http_client is None:
             reads = H1Backend(
@@ -273,15 +275,25 @@ class NsightClient:
             # arrived, so the last ones go out after the response is closed and its
             # governor slot is free. A consumer that makes calls inside the loop (nested
             # listings) then never waits on a slot its own stream holds, for any body
-            # that fits in one chunk; longer bodies still stream.
+            # that fits in one chunk; longer bodies still stream. Past its first LONG
+            # bytes a body is parsed a piece per loop turn (`_turns`).
             held: list[Any] = []
+            received = 0
             try:
                 async with self._transport.open(service, params, write=write) as response:
                     async for chunk in response.chunks():
                         for record in held:
                             yield record
                             yielded, last = yielded + 1, record
-                        held, seen = _fresh(service, parser.feed(chunk), seen, skip, last)
+                        held = []
+                        for piece in pieces(chunk, received):
+                            received += len(piece)
+                            if received <= LONG:
+                                records = parser.feed(piece)
+                            else:
+                                records = await self._turns.parse(parser, piece)
+                            fresh, seen = _fresh(service, records, seen, skip, last)
+                            held += fresh
                     more, seen = _fresh(service, parser.close(), seen, skip, last)
                     held += more
                 for record in held:

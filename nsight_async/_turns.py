@@ -1,0 +1,57 @@
+"""Long bodies are parsed a piece at a time, one piece per loop turn across a client's streams.
+
+A listing of a few hundred devices arrives in one 64–256 KiB read and takes
+milliseconds to parse. Parsed in one go, it holds up every answer that arrives
+meanwhile, and at 100 calls in flight with 50 ms latency those answers come
+every half millisecond: each millisecond the loop is held costs about a
+millisecond of the whole run, the pipeline of per-device calls being shifted
+by it. Measured against pre-rendered answers (a fleet walked from a cache
+while the 80 listings of a 40-client fleet were fetched and parsed beside
+it): parsing whole chunks took the run from 1.07 to 1.15 times its ideal,
+8 KiB pieces with a loop turn between them in each stream still 1.15 (eight
+listings arrive together, so each turn parsed eight pieces), one piece per
+turn across all streams 1.09.
+
+So a body's first ``LONG`` bytes are parsed as they come (a per-device answer
+is shorter than that and never waits), and the rest in ``PIECE``-byte pieces,
+each parsed while holding the client's turn and followed by a loop turn, so
+answers to other calls are read between the pieces of long bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+#: A body is parsed as it comes up to this many bytes; past it, a piece per loop turn.
+LONG = 16 * 1024
+#: The size of those pieces: a few dozen records, about a third of a millisecond.
+PIECE = 8 * 1024
+
+
+class _Feeds(Protocol):
+    def feed(self, data: bytes) -> list[Any]: ...
+
+
+def pieces(chunk: bytes, received: int) -> Iterable[bytes]:
+    """Cut ``chunk`` into ``PIECE``-byte pieces if the body (``received`` so far) gets long."""
+    if received + len(chunk) <= LONG or len(chunk) <= PIECE:
+        return (chunk,)
+    return (chunk[i : i + PIECE] for i in range(0, len(chunk), PIECE))
+
+
+class Turns:
+    """The turn that the long bodies of one client's streams take to parse a piece."""
+
+    def __init__(self) -> None:
+        self._lock: asyncio.Lock | None = None  # made in the running loop, on first use
+
+    async def parse(self, parser: _Feeds, piece: bytes) -> list[Any]:
+        """Parse one piece of a long body in this client's turn, then give the loop a turn."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            records = parser.feed(piece)
+            await asyncio.sleep(0)  # before the next piece of any long body
+        return records

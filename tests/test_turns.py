@@ -1,0 +1,195 @@
+"""Long bodies are parsed a piece per loop turn, across all of a client's streams.
+
+Turns are counted by a ticker task that adds one per loop turn: while a long
+body arriving in one chunk is parsed, other tasks must get a turn between its
+pieces (before, the whole chunk was parsed in one step and the ticker stood
+still), and two long bodies read at once must take turns with each other.
+Records are checked against the whole body parsed in one go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from nsight_async import NsightClient, parser_for
+from nsight_async._turns import LONG, PIECE, pieces
+from nsight_async.testing import SIMULATOR_API_KEY, SimulatedFleet, Simulator
+
+URL = "http://127.0.0.1:9/api/"
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def _listing(sim: Simulator, client_id: int) -> bytes:
+    async def render() -> bytes:
+        answer = await sim.handle(
+            method="GET",
+            path="/api/",
+            query={
+                "apikey": SIMULATOR_API_KEY,
+                "service": "list_devices_at_client",
+                "clientid": str(client_id),
+                "devicetype": "workstation",
+            },
+        )
+        return b"".join(answer.chunks)
+
+    return asyncio.run(render())
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulator:
+    return Simulator(SimulatedFleet(seed=5, clients=2, devices=1200))
+
+
+@pytest.fixture(scope="module")
+def bodies(sim: Simulator) -> dict[int, bytes]:
+    found = {c.client_id: _listing(sim, c.client_id) for c in sim.fleet.clients}
+    assert all(len(body) > 8 * LONG for body in found.values())  # long enough to matter
+    return found
+
+
+class _OneChunk(httpx.AsyncByteStream):
+    """The whole body at once, as a fast server on loopback delivers it."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+
+class _Ticker:
+    """Counts loop turns while it runs."""
+
+    def __init__(self) -> None:
+        self.turns = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            self.turns += 1
+            await asyncio.sleep(0)
+
+    def __enter__(self) -> _Ticker:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
+def _whole(body: bytes) -> list[Any]:
+    parser = parser_for("list_devices_at_client", {})
+    return [*parser.feed(body), *parser.close()]
+
+
+def _turns_needed(body: bytes) -> int:
+    """The pieces parsed in turns: those past the first LONG bytes."""
+    return (len(body) - LONG) // PIECE
+
+
+def _mock_listings(bodies: dict[int, bytes], sessions: bytes = b"") -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if params["service"] == "list_mob_sessions":
+            return httpx.Response(200, content=sessions)
+        return httpx.Response(200, stream=_OneChunk(bodies[int(params["clientid"])]))
+
+    respx.get(URL).mock(side_effect=answer)
+
+
+async def _read(client: NsightClient, client_id: int) -> list[Any]:
+    return [d async for d in client.list_devices_at_client(client_id, "workstation")]
+
+
+async def _read_counting_turns(client_ids: list[int], **limits: Any) -> tuple[list[list[Any]], int]:
+    """Read the clients' listings at once; return them and the loop turns others got."""
+    async with (
+        httpx.AsyncClient() as http,
+        NsightClient(URL, "k-0123456789", http_client=http, max_per_minute=None, **limits) as c,
+    ):
+        with _Ticker() as ticker:
+            await asyncio.sleep(0)
+            before = ticker.turns
+            results = await asyncio.gather(*(_read(c, cid) for cid in client_ids))
+            return list(results), ticker.turns - before
+
+
+@respx.mock
+async def test_other_tasks_get_turns_while_a_long_body_is_parsed(
+    bodies: dict[int, bytes],
+) -> None:
+    """A 1-chunk listing is parsed a piece per turn; its records are the whole body's."""
+    _mock_listings(bodies)
+    client_id, body = next(iter(bodies.items()))
+    (devices,), during = await _read_counting_turns([client_id])
+    assert devices == _whole(body)
+    assert during >= _turns_needed(body)
+
+
+@respx.mock
+async def test_two_long_bodies_take_turns_with_each_other(bodies: dict[int, bytes]) -> None:
+    """Read at once, two long bodies parse one piece per turn between them, not one each."""
+    _mock_listings(bodies)
+    results, during = await _read_counting_turns(list(bodies))
+    assert results == [_whole(body) for body in bodies.values()]
+    assert during >= sum(_turns_needed(body) for body in bodies.values())
+
+
+@respx.mock
+async def test_calls_inside_a_long_one_chunk_listing_finish_with_a_single_slot(
+    bodies: dict[int, bytes],
+) -> None:
+    """A long body in one chunk is still handed on only after its slot is free.
+
+    Pieces parsed in turns could hand records on while the response is open;
+    a call made inside the loop would then wait for the slot the loop holds.
+    """
+    _mock_listings(bodies, sessions=(SAMPLES / "list_mob_sessions.xml").read_bytes())
+    client_id, body = next(iter(bodies.items()))
+    async with (
+        httpx.AsyncClient() as http,
+        NsightClient(
+            URL, "k-0123456789", http_client=http, max_at_once=1, max_per_minute=None
+        ) as client,
+    ):
+
+        async def walk() -> int:
+            count = 0
+            async for device in client.list_devices_at_client(client_id, "workstation"):
+                async for _ in client.list_mob_sessions(device.device_id):
+                    pass
+                count += 1
+            return count
+
+        count = await asyncio.wait_for(walk(), timeout=20)
+    assert count == len(_whole(body))
+
+
+def _cuts() -> Iterator[tuple[int, int]]:
+    yield 100, 0  # a short body: as it is
+    yield LONG, 0  # exactly LONG: as it is
+    yield 3 * PIECE + 5, LONG  # past LONG: pieces
+    yield 40 * PIECE, 0  # a long first chunk: pieces
+    yield PIECE, LONG  # one piece's worth past LONG: as it is
+
+
+@pytest.mark.parametrize(("size", "received"), list(_cuts()))
+def test_pieces_keep_every_byte_in_order(size: int, received: int) -> None:
+    """Chunks are cut only once the body is long, into pieces of at most PIECE bytes."""
+    chunk = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    cut = list(pieces(chunk, received))
+    assert b"".join(cut) == chunk
+    if received + size <= LONG or size <= PIECE:
+        assert cut == [chunk]
+    else:
+        assert all(len(p) <= PIECE for p in cut)
+        assert len(cut) == -(-size // PIECE)
