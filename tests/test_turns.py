@@ -110,11 +110,11 @@ async def _read(client: NsightClient, client_id: int) -> list[Any]:
     return [d async for d in client.list_devices_at_client(client_id, "workstation")]
 
 
-async def _read_counting_turns(client_ids: list[int], **limits: Any) -> tuple[list[list[Any]], int]:
+async def _read_counting_turns(client_ids: list[int]) -> tuple[list[list[Any]], int]:
     """Read the clients' listings at once; return them and the loop turns others got."""
     async with (
         httpx.AsyncClient() as http,
-        NsightClient(URL, "k-0123456789", http_client=http, max_per_minute=None, **limits) as c,
+        NsightClient(URL, "k-0123456789", http_client=http, max_per_minute=None) as c,
     ):
         with _Ticker() as ticker:
             await asyncio.sleep(0)
