@@ -97,8 +97,10 @@ def fleet_rows(r: dict[str, Any]) -> list[Row]:
          "= 1 + 2·clients + mob devices", _ok(c["exact"])),
     ]  # fmt: skip
     for lat in r["latency"].values():
+        each = ", ".join(f"{run['ratio']:.2f}×" for run in lat["runs"])
         rows.append(
-            ("fleet", f"latency-bound audit, {lat['devices']:,} devices, {lat['clients']} clients "
+            ("fleet", f"latency-bound audit, {lat['devices']:,} devices, {lat['clients']} clients, "
+             f"median of {len(lat['runs'])} runs ({each}), each against a fresh simulator "
              f"(wall s; first outcome {lat['first_outcome_s']:.2f} s, listing done "
              f"{lat['enumeration_end_s']:.2f} s; client CPU {lat['client_cpu_share']:.2f})",
              f"{lat['wall_s']:.2f}", f"ideal {lat['ideal_s']:.2f}", f"{lat['ratio']:.2f}×",
