@@ -294,6 +294,8 @@ class NsightClient:
                                 records = await self._turns.parse(parser, piece)
                             fresh, seen = _fresh(service, records, seen, skip, last)
                             held += fresh
+                            if parser.failed:
+                                break  # its error surfaces at the next chunk, as before
                     more, seen = _fresh(service, parser.close(), seen, skip, last)
                     held += more
                 for record in held:

@@ -90,6 +90,11 @@ class StreamParser(Generic[T]):
         self._tried_lazy = False
         self._expat_free = False  # the whole document was read without expat
 
+    @property
+    def failed(self) -> bool:
+        """Whether an error is pending (raised by the next feed or close)."""
+        return self._error is not None
+
     def feed(self, data: bytes) -> list[T]:
         """Parse more bytes; return the records they completed (maybe none)."""
         if self._error is not None:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import respx
 
-from nsight_async import NsightClient, parser_for
+from nsight_async import NsightClient, ParseError, RetryPolicy, parser_for
 from nsight_async._turns import LONG, PIECE, pieces
 from nsight_async.testing import SIMULATOR_API_KEY, SimulatedFleet, Simulator
 
@@ -193,3 +193,70 @@ def test_pieces_keep_every_byte_in_order(size: int, received: int) -> None:
     else:
         assert all(len(p) <= PIECE for p in cut)
         assert len(cut) == -(-size // PIECE)
+
+
+class _Parts(httpx.AsyncByteStream):
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part
+
+
+def _serving(parts_of: Any) -> httpx.MockTransport:
+    """A transport that answers each listing with ``parts_of(client_id)`` as its chunks."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_Parts(parts_of(int(request.url.params["clientid"]))))
+
+    return httpx.MockTransport(handle)
+
+
+async def test_records_before_a_malformed_spot_in_a_long_chunk_still_go_out(
+    bodies: dict[int, bytes],
+) -> None:
+    """Records that end before a malformed spot are handed on before the ParseError.
+
+    The parser returns them and raises at its next feed: a later piece of the
+    same chunk must not be fed, or the chunk's good records are dropped.
+    """
+    client_id, body = next(iter(bodies.items()))
+    spot = body.index(b"<", 120_000)
+    bad = body[:spot] + b"<&&&>" + body[spot + 1 :]
+    parts = [bad[:150_000], bad[150_000:]]
+    good = parser_for("list_devices_at_client", {}).feed(parts[0])
+    assert good  # records before the spot, in the same chunk as it
+    got: list[Any] = []
+    async with (
+        httpx.AsyncClient(transport=_serving(lambda _: parts)) as http,
+        NsightClient(
+            URL, "k-0123456789", http_client=http, max_per_minute=None,
+            retry=RetryPolicy(attempts=1),
+        ) as client,
+    ):  # fmt: skip
+
+        async def read() -> None:
+            async for device in client.list_devices_at_client(client_id, "workstation"):
+                got.append(device)
+
+        with pytest.raises(ParseError) as raised:
+            await read()
+    assert got == good
+    assert raised.value.records_yielded == len(good)
+
+
+def test_one_client_reads_long_bodies_under_two_event_loops_in_turn(
+    bodies: dict[int, bytes],
+) -> None:
+    """The turn is remade for a new loop (a lock binds to the loop it first waited in)."""
+    http = httpx.AsyncClient(transport=_serving(lambda client_id: [bodies[client_id]]))
+    client = NsightClient(URL, "k-0123456789", http_client=http, max_per_minute=None)
+
+    async def both() -> list[list[Any]]:
+        reads = (_read(client, client_id) for client_id in bodies)
+        return list(await asyncio.wait_for(asyncio.gather(*reads), 20))
+
+    expected = [_whole(body) for body in bodies.values()]
+    assert asyncio.run(both()) == expected
+    assert asyncio.run(both()) == expected
