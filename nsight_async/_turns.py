@@ -17,8 +17,9 @@ bytes (a per-device answer is shorter than that and never waits); a chunk
 that takes it past ``LONG`` is cut into ``PIECE``-byte pieces from its start,
 and each piece that ends past ``LONG`` is parsed while holding the client's
 turn, followed by a loop turn, so answers to other calls are read between the
-pieces of long bodies. In the latency-bound audit, 8, 16 and 32 KiB pieces
-did equally well (medians of three interleaved rounds, 1.11–1.14×). The
+pieces of long bodies. In the latency-bound audit against pre-rendered
+answers, 8, 16 and 32 KiB pieces did equally well (medians of three
+interleaved rounds: 1.11–1.14× at 40 clients, 1.13–1.15× at 2). The
 cost, for a long body read alone: each piece's end splits a record, which
 the parser then reads the slow way. A 1.8 MB listing in one chunk took 55 ms
 whole, 59 ms in 32 KiB pieces and 69 ms in 8 KiB ones, hence 32 KiB.
