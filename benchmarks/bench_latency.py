@@ -128,9 +128,9 @@ def _latency_run(
     Why several runs: at 100 calls in flight on a single event loop, a stall of
     a few milliseconds shifts the whole pipeline, and where stalls fall differs
     from run to run; one run's ratio varied by about ±0.04 with no change to
-    the code (1.12–1.21 for one commit in one afternoon). Each run gets a fresh
-    simulator, as the first did before: a simulator that has answered an audit
-    already answers the next one faster.
+    the code (1.12–1.26 for one commit in one afternoon). Each run gets a fresh
+    simulator, as the single run did before, so no run meets one that has
+    already answered an audit.
     """
     fleet = SimulatedFleet(seed="bench", clients=clients, devices=devices, history_days=7)
     mob = [d.device_id for d in fleet.iter_devices() if d.mob]
