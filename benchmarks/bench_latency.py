@@ -17,6 +17,7 @@ machine's two cores are not shared with a rendering server. Called by ``bench_fl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -132,39 +133,40 @@ def _latency_run(
     simulator, as the single run did before, so no run meets one that has
     already answered an audit.
     """
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
     fleet = SimulatedFleet(seed="bench", clients=clients, devices=devices, history_days=7)
     mob = [d.device_id for d in fleet.iter_devices() if d.mob]
+
+    def serving(prerendered: bool = False) -> contextlib.AbstractContextManager[tuple[str, int]]:
+        return simulator_process(
+            clients=clients, devices=devices, latency=latency, history_days=7,
+            prerendered=prerendered,
+        )  # fmt: skip
+
+    def audit(url: str) -> Run:
+        return lambda: asyncio.run(_timed_audit(url, in_flight))
+
+    def over_sessions(
+        url: str, sessions: Callable[[str, list[int], int], Coroutine[Any, Any, None]]
+    ) -> Run:
+        def run() -> dict[str, Any]:
+            started = time.perf_counter()
+            asyncio.run(sessions(url, mob, in_flight))
+            return {"wall_s": time.perf_counter() - started, "calls": len(mob)}
+
+        return run
+
     audits = []
-    for _ in range(runs - 1):
-        with simulator_process(
-            clients=clients, devices=devices, latency=latency, history_days=7
-        ) as (url, pid):
-            audits.append(
-                _measured(lambda: asyncio.run(_timed_audit(url, in_flight)), psutil.Process(pid))
-            )
-    with simulator_process(clients=clients, devices=devices, latency=latency, history_days=7) as (
-        url,
-        pid,
-    ):
-        server = psutil.Process(pid)
-
-        def over_sessions(
-            sessions: Callable[[str, list[int], int], Coroutine[Any, Any, None]],
-        ) -> Run:
-            def run() -> dict[str, Any]:
-                started = time.perf_counter()
-                asyncio.run(sessions(url, mob, in_flight))
-                return {"wall_s": time.perf_counter() - started, "calls": len(mob)}
-
-            return run
-
-        audits.append(_measured(lambda: asyncio.run(_timed_audit(url, in_flight)), server))
-        floor = _measured(over_sessions(_bare_sessions), server)
-        alone = _measured(over_sessions(_client_sessions), server)
-    with simulator_process(
-        clients=clients, devices=devices, latency=latency, history_days=7, prerendered=True
-    ) as (url, pid):
-        quiet = _measured(lambda: asyncio.run(_timed_audit(url, in_flight)), psutil.Process(pid))
+    for remaining in reversed(range(runs)):
+        with serving() as (url, pid):
+            server = psutil.Process(pid)
+            audits.append(_measured(audit(url), server))
+            if not remaining:  # the floor and our client alone, against the last simulator
+                floor = _measured(over_sessions(url, _bare_sessions), server)
+                alone = _measured(over_sessions(url, _client_sessions), server)
+    with serving(prerendered=True) as (url, pid):
+        quiet = _measured(audit(url), psutil.Process(pid))
     for measured in (*audits, floor, alone, quiet):  # each against its own calls' ideal
         measured["ideal_s"] = measured["calls"] * latency / in_flight
         measured["ratio"] = measured["wall_s"] / measured["ideal_s"]

@@ -29,16 +29,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
+
+from ._parser import StreamParser
 
 #: A body is parsed as it comes up to this many bytes; past it, a piece per loop turn.
 LONG = 16 * 1024
 #: The size of those pieces: some seventy listed devices, under a millisecond to parse.
 PIECE = 32 * 1024
-
-
-class _Feeds(Protocol):
-    def feed(self, data: bytes) -> list[Any]: ...
 
 
 def pieces(chunk: bytes, received: int) -> Iterable[bytes]:
@@ -55,7 +53,7 @@ class Turns:
         self._lock: asyncio.Lock | None = None  # made in the running loop, on first use
         self._loop: asyncio.AbstractEventLoop | None = None  # a Lock binds to one loop
 
-    async def parse(self, parser: _Feeds, piece: bytes) -> list[Any]:
+    async def parse(self, parser: StreamParser[Any], piece: bytes) -> list[Any]:
         """Parse one piece of a long body in this client's turn, then give the loop a turn."""
         loop = asyncio.get_running_loop()
         if self._lock is None or self._loop is not loop:

@@ -10,13 +10,14 @@ Records are checked against the whole body parsed in one go.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import respx
 
 from nsight_async import NsightClient, ParseError, RetryPolicy, parser_for
 from nsight_async._turns import LONG, PIECE, pieces
@@ -55,14 +56,45 @@ def bodies(sim: Simulator) -> dict[int, bytes]:
     return found
 
 
-class _OneChunk(httpx.AsyncByteStream):
-    """The whole body at once, as a fast server on loopback delivers it."""
+class _Parts(httpx.AsyncByteStream):
+    """A body in the given chunks (one: the whole body at once, as loopback delivers it)."""
 
-    def __init__(self, body: bytes) -> None:
-        self.body = body
+    def __init__(self, parts: list[bytes]) -> None:
+        self.parts = parts
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        yield self.body
+        for part in self.parts:
+            yield part
+
+
+Parts = Callable[[int], list[bytes]]
+_Client = Callable[..., AbstractAsyncContextManager[NsightClient]]
+
+
+def _answer(parts_of: Parts, sessions: bytes = b"") -> httpx.MockTransport:
+    """Listings come as ``parts_of(client_id)``, each part a chunk; sessions as ``sessions``."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if params["service"] == "list_mob_sessions":
+            return httpx.Response(200, content=sessions)
+        return httpx.Response(200, stream=_Parts(parts_of(int(params["clientid"]))))
+
+    return httpx.MockTransport(answer)
+
+
+def _serving(parts_of: Parts, sessions: bytes = b"") -> _Client:
+    """An ``NsightClient`` factory (limits as keywords) over `_answer`."""
+
+    @contextlib.asynccontextmanager
+    async def client(**limits: Any) -> AsyncIterator[NsightClient]:
+        async with (
+            httpx.AsyncClient(transport=_answer(parts_of, sessions)) as http,
+            NsightClient(URL, "k-0123456789", http_client=http, max_per_minute=None, **limits) as c,
+        ):
+            yield c
+
+    return client
 
 
 class _Ticker:
@@ -96,55 +128,37 @@ def _turns_needed(body: bytes) -> int:
     return (len(body) - LONG) // PIECE
 
 
-def _mock_listings(bodies: dict[int, bytes], sessions: bytes = b"") -> None:
-    def answer(request: httpx.Request) -> httpx.Response:
-        params = request.url.params
-        if params["service"] == "list_mob_sessions":
-            return httpx.Response(200, content=sessions)
-        return httpx.Response(200, stream=_OneChunk(bodies[int(params["clientid"])]))
-
-    respx.get(URL).mock(side_effect=answer)
-
-
 async def _read(client: NsightClient, client_id: int) -> list[Any]:
     return [d async for d in client.list_devices_at_client(client_id, "workstation")]
 
 
-async def _read_counting_turns(client_ids: list[int]) -> tuple[list[list[Any]], int]:
-    """Read the clients' listings at once; return them and the loop turns others got."""
-    async with (
-        httpx.AsyncClient() as http,
-        NsightClient(URL, "k-0123456789", http_client=http, max_per_minute=None) as c,
-    ):
+async def _read_counting_turns(bodies: dict[int, bytes]) -> tuple[list[list[Any]], int]:
+    """Read the listings at once, each in one chunk; return them and the turns others got."""
+    async with _serving(lambda client_id: [bodies[client_id]])() as c:
         with _Ticker() as ticker:
             await asyncio.sleep(0)
             before = ticker.turns
-            results = await asyncio.gather(*(_read(c, cid) for cid in client_ids))
+            results = await asyncio.gather(*(_read(c, cid) for cid in bodies))
             return list(results), ticker.turns - before
 
 
-@respx.mock
 async def test_other_tasks_get_turns_while_a_long_body_is_parsed(
     bodies: dict[int, bytes],
 ) -> None:
     """A 1-chunk listing is parsed a piece per turn; its records are the whole body's."""
-    _mock_listings(bodies)
     client_id, body = next(iter(bodies.items()))
-    (devices,), during = await _read_counting_turns([client_id])
+    (devices,), during = await _read_counting_turns({client_id: body})
     assert devices == _whole(body)
     assert during >= _turns_needed(body)
 
 
-@respx.mock
 async def test_two_long_bodies_take_turns_with_each_other(bodies: dict[int, bytes]) -> None:
     """Read at once, two long bodies parse one piece per turn between them, not one each."""
-    _mock_listings(bodies)
-    results, during = await _read_counting_turns(list(bodies))
+    results, during = await _read_counting_turns(bodies)
     assert results == [_whole(body) for body in bodies.values()]
     assert during >= sum(_turns_needed(body) for body in bodies.values())
 
 
-@respx.mock
 async def test_calls_inside_a_long_one_chunk_listing_finish_with_a_single_slot(
     bodies: dict[int, bytes],
 ) -> None:
@@ -153,14 +167,9 @@ async def test_calls_inside_a_long_one_chunk_listing_finish_with_a_single_slot(
     Pieces parsed in turns could hand records on while the response is open;
     a call made inside the loop would then wait for the slot the loop holds.
     """
-    _mock_listings(bodies, sessions=(SAMPLES / "list_mob_sessions.xml").read_bytes())
+    sessions = (SAMPLES / "list_mob_sessions.xml").read_bytes()
     client_id, body = next(iter(bodies.items()))
-    async with (
-        httpx.AsyncClient() as http,
-        NsightClient(
-            URL, "k-0123456789", http_client=http, max_at_once=1, max_per_minute=None
-        ) as client,
-    ):
+    async with _serving(lambda _: [body], sessions)(max_at_once=1) as client:
 
         async def walk() -> int:
             count = 0
@@ -195,24 +204,6 @@ def test_pieces_keep_every_byte_in_order(size: int, received: int) -> None:
         assert len(cut) == -(-size // PIECE)
 
 
-class _Parts(httpx.AsyncByteStream):
-    def __init__(self, parts: list[bytes]) -> None:
-        self.parts = parts
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for part in self.parts:
-            yield part
-
-
-def _serving(parts_of: Any) -> httpx.MockTransport:
-    """A transport that answers each listing with ``parts_of(client_id)`` as its chunks."""
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, stream=_Parts(parts_of(int(request.url.params["clientid"]))))
-
-    return httpx.MockTransport(handle)
-
-
 async def test_records_before_a_malformed_spot_in_a_long_chunk_still_go_out(
     bodies: dict[int, bytes],
 ) -> None:
@@ -228,13 +219,7 @@ async def test_records_before_a_malformed_spot_in_a_long_chunk_still_go_out(
     good = parser_for("list_devices_at_client", {}).feed(parts[0])
     assert good  # records before the spot, in the same chunk as it
     got: list[Any] = []
-    async with (
-        httpx.AsyncClient(transport=_serving(lambda _: parts)) as http,
-        NsightClient(
-            URL, "k-0123456789", http_client=http, max_per_minute=None,
-            retry=RetryPolicy(attempts=1),
-        ) as client,
-    ):  # fmt: skip
+    async with _serving(lambda _: parts)(retry=RetryPolicy(attempts=1)) as client:
 
         async def read() -> None:
             async for device in client.list_devices_at_client(client_id, "workstation"):
@@ -250,7 +235,7 @@ def test_one_client_reads_long_bodies_under_two_event_loops_in_turn(
     bodies: dict[int, bytes],
 ) -> None:
     """The turn is remade for a new loop (a lock binds to the loop it first waited in)."""
-    http = httpx.AsyncClient(transport=_serving(lambda client_id: [bodies[client_id]]))
+    http = httpx.AsyncClient(transport=_answer(lambda client_id: [bodies[client_id]]))
     client = NsightClient(URL, "k-0123456789", http_client=http, max_per_minute=None)
 
     async def both() -> list[list[Any]]:
