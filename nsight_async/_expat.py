@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from xml.etree.ElementTree import Element, XMLPullParser
 from xml.etree.ElementTree import ParseError as EtParseError
 
-from ._errors import ApiError, ParseError, api_error
+from ._errors import ApiError, HtmlPageError, NsightError, ParseError, api_error
 
 Event = tuple[str, Element]
 
@@ -56,6 +57,18 @@ def envelope_error(children: object, service: str) -> ApiError:
     except ValueError:
         code = None
     return api_error(code, message if isinstance(message, str) else "", service=service)
+
+
+def wrong_root(tag: str, roots: Collection[str], service: str) -> NsightError:
+    """The error for a document whose root is not one the response may have."""
+    if tag.lower() == "html":
+        return HtmlPageError(
+            f"{service}: the server answered an HTML page, not XML "
+            "(a firewall, proxy or maintenance page)",
+            service=service,
+        )
+    expected = " or ".join(f"<{r}>" for r in sorted(roots)) or "an XML"
+    return ParseError(f"{service}: expected a {expected} document, got <{tag}>", service=service)
 
 
 #: expat's codes for "the document ended too early": no element found (3),

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from ._convert import lenient_timestamp
+from ._head import Paths
 from ._scan import Fields, RecordBuilder, Template, boundary
 
 T = TypeVar("T")
@@ -45,6 +46,8 @@ class Layout:
     containers: frozenset[tuple[str, ...]]
     levels: dict[tuple[str, ...], dict[str, RecordBuilder[Any]]]
     boundary: re.Pattern[str] | None
+    #: The same paths as predicates, for reading the envelope without expat (``_head``).
+    paths: Paths
     #: Templates the scanners of each level learned, shared by every response of the shape.
     learned: dict[tuple[str, ...], list[Template[Any]]] = attrs.field(factory=dict)
 
@@ -60,7 +63,9 @@ def layout(shape: Shape[Any]) -> Layout:
     for path, build in shape.records.items():
         levels.setdefault(path[:-1], {})[path[-1]] = build
     found = boundary({p[-1] for p in shape.records}, {p[-1] for p in levels}) if levels else None
-    return Layout(kinds, frozenset(containers), levels, found)
+    frozen = frozenset(containers)
+    paths = Paths(levels.__contains__, frozen.__contains__, kinds.__contains__)
+    return Layout(kinds, frozen, levels, found, paths)
 
 
 @attrs.frozen(kw_only=True)

@@ -15,9 +15,13 @@ Between records, a :class:`~nsight_async._scan.LevelScanner` reads the
 simple ones straight from the decoded text, so most records never become
 elements at all; expat reads everything else (contexts, errors and any
 record the scanner does not read exactly), and the scanner takes over again
-at the next place where records start. A simple head and end (``_head``) are
-read without expat too, and fed to it only if something else needs it: a
-small, plain response never creates an expat parser at all.
+at the next place where records start. A simple envelope (``_head``: the
+head, each move from one run of records to the next such as a listing's
+``</site><site><id>…``, and the end) is read without expat too, and fed to it
+only if something else needs it. A head, record or move that the end of a
+feed cut short is kept for the next feed (at most ``MAX_HOLD`` characters,
+``MAX_HOLDS`` feeds in a row), so a plain response, however it arrives, never
+creates an expat parser at all.
 
 A :class:`Shape` says which element paths are records, which are context
 (the client and site around a ``list_devices_at_client`` device) and what to
@@ -35,11 +39,9 @@ from typing import Generic, Literal, TypeVar
 from xml.etree.ElementTree import Element, XMLPullParser
 from xml.etree.ElementTree import ParseError as _EtParseError
 
-import attrs
-
-from ._errors import ActionFailedError, ApiError, HtmlPageError, NsightError, ParseError
-from ._expat import TRUNCATION_CODES, Event, Lines, syntax_error, take_events
-from ._head import MAX_TAIL, read_head, tail_state
+from ._errors import ActionFailedError, ApiError, NsightError, ParseError
+from ._expat import TRUNCATION_CODES, Event, Lines, syntax_error, take_events, wrong_root
+from ._head import MAX_TAIL, Head, Move, Opened, cut_short, read_head, read_move, tail_state
 from ._layout import Envelope, Finisher, Shape, layout
 from ._prolog import PrologGuard
 from ._scan import Fields, LevelScanner, RecordBuilder, codec_of, decoder
@@ -49,6 +51,11 @@ T = TypeVar("T")
 __all__ = ["Envelope", "Fields", "Finisher", "RecordBuilder", "Shape", "StreamParser"]
 
 _SLICE = 8 * 1024
+#: The most text kept back for the next feed when a record or a move between
+#: records was cut by the end of a feed, and how many feeds in a row may add to
+#: it without the scanner reading on (a server trickling bytes goes to expat).
+MAX_HOLD = 16 * 1024
+MAX_HOLDS = 4
 
 
 class StreamParser(Generic[T]):
@@ -86,8 +93,9 @@ class StreamParser(Generic[T]):
         self._scanner: LevelScanner[T] | None = None
         self._lines = Lines()
         # A head read without expat (see _head): fed to expat only if it is needed.
-        self._lazy: _Lazy | None = None
+        self._lazy: Opened | None = None
         self._tried_lazy = False
+        self._holds = 0  # feeds in a row that ended holding text back (see MAX_HOLD)
         self._expat_free = False  # the whole document was read without expat
 
     @property
@@ -199,14 +207,25 @@ class StreamParser(Generic[T]):
         find = self._layout.boundary.search  # type: ignore[union-attr]  # set when decoding
         try:
             if not self._tried_lazy:
+                head = read_head(text, self._layout.paths)
+                if head is not None and head.root not in self._shape.roots:
+                    head = None  # expat reads it, and says what it is (an HTML page)
+                if head is not None and head.stopped is not None:
+                    if self._hold(text, 0, head.stopped, final):
+                        self.envelope = Envelope(root=head.root, attributes=head.attributes)
+                        return  # the head cut by the end of the feed: read it with the rest
+                    head = None
                 self._tried_lazy = True
-                pos = self._start_without_expat(text)
+                if head is not None:
+                    pos = self._start_without_expat(text, head)
             while True:
                 if self._scanner is not None:
                     start = pos
                     pos = self._scanner.scan(text, pos, self._out)
                     self._lines.skip(text, start, pos)
-                    if self._lazy is not None:  # expat unneeded so far: is this the end?
+                    if pos > start:
+                        self._holds = 0
+                    if self._lazy is not None:  # expat unneeded so far: what comes next?
                         closed = tail_state(text, pos, self._lazy.path)
                         if closed and final:
                             self._lines.skip(text, pos, len(text))
@@ -214,6 +233,12 @@ class StreamParser(Generic[T]):
                             break
                         if closed is not None and not final and len(text) - pos <= MAX_TAIL:
                             break  # the end tags (or part of them): wait for the rest
+                        move = read_move(text, pos, self._lazy.path, self._layout.paths)
+                        if isinstance(move, Move):
+                            pos = self._moved(text, pos, move)
+                            continue
+                        if self._hold(text, pos, move, final):
+                            break  # a record or a move cut by the end of the feed
                     self._scanner = None
                 found = find(text, pos)
                 if found is None:
@@ -234,27 +259,47 @@ class StreamParser(Generic[T]):
         finally:
             self._text, self._pos = text, pos
 
-    def _start_without_expat(self, text: str) -> int:
-        """Read a simple head (see ``_head``) and start the scanner; return where it ended."""
-        levels, contexts = self._layout.levels, self._shape.contexts
-        head = read_head(text, levels.__contains__, contexts.__contains__)
-        if head is None or head.root not in self._shape.roots:
-            return 0
+    def _start_without_expat(self, text: str, head: Head) -> int:
+        """Start the scanner after a simple head (see ``_head``); return where it ended."""
         self.envelope = Envelope(root=head.root, attributes=head.attributes)
-        fields = [self._root_fields, *({} for _ in head.path[1:])]
-        self._lazy = _Lazy(text[: head.end], head.path, fields)
+        fields = [self._root_fields, *head.fields]
+        self._lazy = Opened(text[: head.root_end], head.path, fields)
         self._lines.skip(text, 0, head.end)
-        learned = self._layout.learned.setdefault(head.path, [])
-        self._scanner = LevelScanner(levels[head.path], fields, learned)
+        self._scanner = self._level_scanner(head.path, fields)
         return head.end
 
+    def _level_scanner(self, path: tuple[str, ...], ancestors: list[Fields]) -> LevelScanner[T]:
+        learned = self._layout.learned.setdefault(path, [])
+        return LevelScanner(self._layout.levels[path], ancestors, learned)
+
+    def _moved(self, text: str, pos: int, move: Move) -> int:
+        """Step from one run of records to the next without expat (see ``read_move``)."""
+        assert self._lazy is not None
+        self._lazy.take(move)
+        self._lines.skip(text, pos, move.end)
+        self._scanner = self._level_scanner(move.path, self._lazy.fields)
+        self._holds = 0
+        return move.end
+
+    def _hold(self, text: str, pos: int, stop: int, final: bool) -> bool:
+        """Whether to keep ``text[pos:]`` for the next feed: a head, record or move that
+        reading without expat stopped in at ``stop`` because the feed ended there."""
+        if final or len(text) - pos > MAX_HOLD or self._holds >= MAX_HOLDS:
+            return False
+        records = self._layout.levels[self._lazy.path] if self._lazy is not None else ()
+        if not cut_short(text, pos, stop, records):
+            return False  # something else (an error, a comment): expat reads it now
+        self._holds += 1
+        return True
+
     def _replay(self) -> None:
-        """Feed expat the head read without it, and adopt the fields collected so far."""
+        """Feed expat what was read without it (see ``Opened.replayed``); adopt the fields."""
         assert self._lazy is not None
         assert self._codec is not None
         lazy, self._lazy = self._lazy, None
-        self._lines.replay(lazy.text)
-        self._feed(lazy.text.encode(self._codec))
+        replayed = lazy.replayed()
+        self._lines.replay(replayed)
+        self._feed(replayed.encode(self._codec))
         element = self._root
         for depth, fields in enumerate(lazy.fields[1:], start=2):
             if element is None or not len(element):
@@ -332,17 +377,7 @@ class StreamParser(Generic[T]):
 
     def _start_root(self, root: Element) -> None:
         if root.tag not in self._shape.roots:
-            if root.tag.lower() == "html":
-                raise HtmlPageError(
-                    f"{self.service}: the server answered an HTML page, not XML "
-                    "(a firewall, proxy or maintenance page)",
-                    service=self.service,
-                )
-            expected = " or ".join(f"<{r}>" for r in sorted(self._shape.roots)) or "an XML"
-            raise ParseError(
-                f"{self.service}: expected a {expected} document, got <{root.tag}>",
-                service=self.service,
-            )
+            raise wrong_root(root.tag, self._shape.roots, self.service)
         self._root = root
         self.envelope = Envelope(root=root.tag, attributes=dict(root.attrib))
 
@@ -364,12 +399,3 @@ class StreamParser(Generic[T]):
             self._out.extend(
                 self._shape.finish(envelope.root, self._root_fields, envelope.attributes, body)
             )
-
-
-@attrs.frozen
-class _Lazy:
-    """A head read without expat: its text, the open path and each level's fields."""
-
-    text: str
-    path: tuple[str, ...]
-    fields: list[Fields]

@@ -77,7 +77,8 @@ _MIXED = (
     f"(?:[^<&>{_BAD}]++|&(?:lt|gt|amp|quot|apos);"
     f"|<!\\[CDATA\\[(?:[^\\]{_BAD}]|\\](?!\\]>))*+\\]\\]>)*+"
 )
-_FIELD = re.compile(f"{_WS}<({_NAME}){_WS}(?:>({_MIXED})</\\1{_WS}>|/>)")
+#: A leaf child: its name and raw text (``None`` when empty).
+FIELD = re.compile(f"{_WS}<({_NAME}){_WS}(?:>({_MIXED})</\\1{_WS}>|/>)")
 _OPEN = re.compile(f"{_WS}<({_NAME}){_WS}>")
 _UNESCAPE = re.compile("<!\\[CDATA\\[(.*?)\\]\\]>|&(lt|gt|amp|quot|apos);", re.DOTALL)
 _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
@@ -237,7 +238,7 @@ def _generic(
     children: list[Any] | None = []
     flat = True
     while True:
-        m = _FIELD.match(text, pos)
+        m = FIELD.match(text, pos)
         if m is not None:
             key, raw = m.group(1), m.group(2)
             value: Any = unescape(raw) if raw else None
@@ -299,3 +300,38 @@ def codec_of(head: bytes) -> str | None:
 def decoder(codec: str) -> codecs.IncrementalDecoder:
     """A strict incremental decoder: bytes that are not valid text are left to expat."""
     return codecs.getincrementaldecoder(codec)(errors="strict")
+
+
+# -- text cut short by the end of a feed -----------------------------------------------
+
+#: A leaf's text so far, and what may cut it: an end tag, a CDATA section or an
+#: entity begun (``</i``, ``<![CDA``, ``<![CDATA[Wa``, ``&am``).
+_SO_FAR = f"(?:[^<>&]++|&(?:lt|gt|amp|quot|apos);|<!\\[CDATA\\[{_CDATA}\\]\\]>)*+"
+_CUT_AT = (
+    f"<(?:/(?:{_NAME}{_WS})?|!(?:\\[(?:C(?:D(?:A(?:T(?:A(?:\\[[^\\]]*+\\]?\\]?)?)?)?)?)?)?)?)?"
+    "|&[a-z]*+"
+)
+_CUT_TAIL = (
+    f"{_WS}(?:<(?:/(?:{_NAME}{_WS})?|{_NAME}{_WS}/?)?|<{_NAME}{_WS}>{_SO_FAR}(?:{_CUT_AT})?)?"
+)
+#: Whitespace, then perhaps a tag or a leaf not all arrived (``<``, ``</si``,
+#: ``<session``, ``<description/``, ``<name>Wareh``).
+CUT = re.compile(_CUT_TAIL)
+
+
+def _leaf(group: str) -> str:
+    return f"{_WS}<(?P<{group}>{_NAME}){_WS}(?:>{_MIXED}</(?P={group}){_WS}>|/>)"
+
+
+_RECORD_CUT = re.compile(
+    f"{_WS}<({_NAME}){_WS}>"
+    f"(?:{_leaf('a')}|{_WS}<(?P<n>{_NAME}){_WS}>(?:{_leaf('b')})*+{_WS}</(?P=n){_WS}>)*+"
+    f"(?:{_WS}<{_NAME}{_WS}>(?:{_leaf('c')})*+)?{_CUT_TAIL}"
+)
+
+
+def record_cut_short(text: str, pos: int) -> str | None:
+    """The tag of the record ``text[pos:]`` begins, if it is one the scanner could read
+    that the end of the text cut short (leaves, one level of nesting, then a cut)."""
+    cut = _RECORD_CUT.fullmatch(text, pos)
+    return None if cut is None else cut.group(1)

@@ -99,6 +99,70 @@ def test_the_scanner_reads_records_without_elements() -> None:
     assert parser._lines.skipped  # the scanner consumed text expat never saw
 
 
+def _listing(sites: int) -> bytes:
+    """A device listing of one client with ``sites`` sites of three devices each."""
+    device = (
+        "<{kind}><id>{id}</id><name>PC-{id}</name><description/><status>online</status>"
+        "<checkcount><dsc_247>1</dsc_247><pass>2</pass><clear>0</clear><fail>1</fail>"
+        "</checkcount><patch>1</patch><mob>{mob}</mob></{kind}>"
+    )
+    body = "".join(
+        f"\n  <site>\n   <id>{200 + s}</id><name><![CDATA[Site & {s}]]></name>"
+        + "".join(
+            device.format(kind=("server", "workstation")[d % 2], id=1000 + 3 * s + d, mob=d % 2)
+            for d in range(3)
+        )
+        + "</site >"
+        for s in range(sites)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<result status="OK"><items><client>'
+        f"<id>7</id><name>Acme &amp; Co</name>{body}\n</client></items></result>\n"
+    ).encode()
+
+
+def test_a_listing_of_many_sites_is_read_without_expat_however_it_is_cut() -> None:
+    """From one site to the next and across feeds, the speed path never needs expat,
+    and the records (with their client and site) are the element walk's."""
+    body = _listing(40)
+    whole = parser_for("list_devices_at_client")
+    records = whole.feed(body) + whole.close()
+    assert len(records) == 120 and whole._pull is None
+    assert records[-1].site_name == "Site & 39" and records[-1].client_name == "Acme & Co"
+    for cut in range(0, len(body), 37):
+        cut_parser = parser_for("list_devices_at_client")
+        assert _same("list_devices_at_client", {}, [body[:cut], body[cut:]]) == [
+            *records,
+            whole.envelope,
+        ]
+        cut_parser.feed(body[:cut])
+        cut_parser.feed(body[cut:])
+        cut_parser.close()
+        assert cut_parser._pull is None, cut  # a cut record or move waited for the rest
+
+
+def test_a_body_trickling_in_goes_to_expat_rather_than_being_read_again_and_again() -> None:
+    """Text kept back for the next feed is bounded: a byte per feed, and expat reads on."""
+    body = (SAMPLES / "list_mob_sessions.xml").read_bytes()
+    parser = parser_for("list_mob_sessions")
+    records = [r for i in range(len(body)) for r in parser.feed(body[i : i + 1])]
+    records += parser.close()
+    assert parser._pull is not None
+    assert records == _same("list_mob_sessions", {}, [body])[:-1]
+
+
+def test_an_error_after_a_cut_record_is_raised_by_close_not_lost() -> None:
+    """Text kept back holds no complete record, so ``close`` never hands out records
+    with an error still to come: the error is raised, the records came before."""
+    body = _listing(3)
+    cut = body.index(b"</server>", body.index(b"<site>", 300)) - 5
+    parser = parser_for("list_devices_at_client")
+    first = parser.feed(body[:cut])
+    with pytest.raises(NsightError, match="cut off"):
+        parser.close()
+    assert [r.device_id for r in first] == list(range(1000, 1000 + len(first)))
+
+
 # -- generated documents -------------------------------------------------------------------
 
 _PLAIN = st.text(alphabet=st.sampled_from(list("abcXYZ019 -_:./é€")), min_size=0, max_size=12)
@@ -213,6 +277,48 @@ _DEVICE = ["id", "name", "description", "mob", "patch", "checkcount"]
 _PATCH = ["patchid", "status", "patchTitle", "product", "installdate"]
 
 
+#: A context's leaves as sent: plain, odd values, CDATA, empty, spaced.
+_CONTEXT_VALUE = st.one_of(_PLAIN, _ODD, st.sampled_from(["<![CDATA[Main & Co]]>", " 7 "]))
+
+
+@st.composite
+def _context(draw: st.DrawFn, tag: str, inner: list[str], sep: str) -> str:
+    """A ``<client>`` or ``<site>`` with its leaves, usually first, and what it holds.
+
+    Now and then: an attribute, spaces in the tags, a repeated, empty or nested
+    leaf, a leaf after what it holds, a comment, or the context empty.
+    """
+    leaves = [f"<id>{draw(st.integers(1, 10**6))}</id>"]
+    if draw(st.integers(0, 9)):
+        leaves.append(f"<name>{draw(_CONTEXT_VALUE)}</name>")
+    odd = draw(st.integers(0, 29))
+    if odd == 0:
+        leaves.append(f"<id>{draw(st.integers(1, 9))}</id>")  # repeated
+    elif odd == 1:
+        leaves.append("<note/>")
+    elif odd == 2:
+        leaves.append("<note><sub>1</sub></note>")  # not a leaf
+    elif odd == 3:
+        leaves.insert(1, "<!-- c -->")
+    space = draw(_SPACE)
+    body = "".join(space + leaf for leaf in leaves) + sep + sep.join(inner)
+    if draw(st.integers(0, 29)) == 0:
+        body += "<extra>late</extra>"  # a leaf after the records
+    opener = draw(st.sampled_from([f"<{tag}>"] * 12 + [f"<{tag} >", f'<{tag} a="1">']))
+    if not inner and draw(st.integers(0, 9)) == 0:
+        return f"<{tag}/>"
+    return f"{opener}{body}{draw(_SPACE)}</{tag}{draw(st.sampled_from(['', '', ' ']))}>"
+
+
+@st.composite
+def _site(draw: st.DrawFn, sep: str) -> str:
+    devices = [
+        draw(_record(draw(st.sampled_from(["server", "workstation"])), _DEVICE, "id"))
+        for _ in range(draw(st.integers(0, 4)))
+    ]
+    return draw(_context("site", devices, sep))
+
+
 @st.composite
 def _document(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
     kind = draw(st.sampled_from(["sessions", "clients", "devices", "patches"]))
@@ -236,14 +342,13 @@ def _document(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
         )
         service = "list_clients"
     elif kind == "devices":
-        devices = sep.join(
-            draw(_record(draw(st.sampled_from(["server", "workstation"])), _DEVICE, "id"))
-            for _ in range(n)
+        clients = "".join(
+            draw(_context("client", draw(st.lists(_site(sep), max_size=3)), sep))
+            for _ in range(draw(st.integers(1, 2)))
         )
-        site = f"<site><id>7</id><name><![CDATA[Main & Co]]></name>{sep}{devices}</site>"
         doc = (
-            '<?xml version="1.0" encoding="UTF-8"?><result status="OK"><items>'
-            f"<client><id>3</id><name>Acme</name>{site}</client></items></result>"
+            f'<?xml version="1.0" encoding="UTF-8"?><result status="OK"><items>{sep}'
+            f"{clients}</items>{draw(_SPACE)}</result>"
         )
         service = "list_devices_at_client"
     else:
