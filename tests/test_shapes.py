@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from nsight_async import (
@@ -362,6 +364,32 @@ def test_mob_session_has_exact_typed_values() -> None:
     assert sessions[0].start.tzinfo is UTC
     assert sessions[3].size_change == -2048
     assert sessions[7].selection_size == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("sample", "service"),
+    [
+        ("list_mob_sessions.xml", "list_mob_sessions"),
+        ("list_clients.xml", "list_clients"),
+        ("patch_list_all.xml", "patch_list_all"),
+        ("list_devices_at_client_server.xml", "list_devices_at_client"),
+    ],
+)
+def test_records_made_by_the_parser_are_what_init_makes(sample: str, service: str) -> None:
+    """Records the builders make slot by slot (the fast path) are equal, hash, print,
+    copy, pickle and refuse changes as records made by ``__init__`` do."""
+    records = parse(sample, service)
+    assert records
+    for record in records:
+        cls = type(record)
+        made = cls(**{f.name: getattr(record, f.name) for f in attrs.fields(cls)})
+        assert record == made
+        assert repr(record) == repr(made)
+        assert hash(record) == hash(made)
+        assert attrs.evolve(record) == made
+        assert pickle.loads(pickle.dumps(record)) == made  # noqa: S301  # our own bytes
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            record.extra = {}  # type: ignore[misc]
 
 
 def test_mob_sessions_cover_every_plugin_and_status() -> None:
