@@ -139,8 +139,9 @@ def _latency_run(
     lazy values and runs its code paths for the first time, on the same two
     cores as the client, and its answers come late (handler lateness p90 5-7
     ms, p99 18 ms over its first 6,000 answers, against 2-3 ms and 8-13 ms
-    over the next 12,000, in one scratch measurement). The floor and our client alone always ran against a simulator that
-    had answered an audit; now the audit does too.
+    over the next 12,000, in one scratch measurement). The floor and our
+    client alone always ran against a simulator that had answered an audit;
+    now the audit does too.
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")

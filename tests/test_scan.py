@@ -127,8 +127,10 @@ def test_a_listing_of_many_sites_is_read_without_expat_however_it_is_cut() -> No
     body = _listing(40)
     whole = parser_for("list_devices_at_client")
     records = whole.feed(body) + whole.close()
-    assert len(records) == 120 and whole._pull is None
-    assert records[-1].site_name == "Site & 39" and records[-1].client_name == "Acme & Co"
+    assert len(records) == 120
+    assert whole._pull is None
+    assert records[-1].site_name == "Site & 39"
+    assert records[-1].client_name == "Acme & Co"
     for cut in range(0, len(body), 37):
         cut_parser = parser_for("list_devices_at_client")
         assert _same("list_devices_at_client", {}, [body[:cut], body[cut:]]) == [
