@@ -53,6 +53,7 @@ from ._models import (
 from ._policy import decide, slows_everyone
 from ._redact import Secret, install_log_filter, redact, scrub_exception
 from ._shapes import parser_for
+from ._stream import last_records, past_skipped
 from ._transport import USER_AGENT, Transport
 from ._turns import LONG, Turns, pieces
 from ._vocab import DeviceKind
@@ -292,15 +293,18 @@ class NsightClient:
                                 records = parser.feed(piece)
                             else:
                                 records = await self._turns.parse(parser, piece)
-                            fresh, seen = _fresh(service, records, seen, skip, last)
+                            fresh, seen = past_skipped(service, records, seen, skip, last)
                             held += fresh
                             if parser.failed:
                                 break  # its error surfaces at the next chunk, as before
-                    more, seen = _fresh(service, parser.close(), seen, skip, last)
-                    held += more
+                    if not parser.failed:
+                        more, seen = past_skipped(service, last_records(parser), seen, skip, last)
+                        held += more
                 for record in held:
                     yield record
                     yielded, last = yielded + 1, record
+                if parser.failed:  # the records before an error at the end went out first
+                    parser.close()  # raises it
                 if seen < skip:
                     raise ResumeError(
                         f"{service}: a retried call returned {seen} records, fewer than the "
@@ -358,32 +362,3 @@ class NsightClient:
             device_id=int(device) if device and device.isdigit() else None,
         )
         return error
-
-
-def _fresh(
-    service: str, records: list[Any], seen: int, skip: int, last: object
-) -> tuple[list[Any], int]:
-    """Return the records past the first ``skip`` of the stream, and the new count seen.
-
-    The record at position ``skip`` must equal ``last`` (the last one the consumer
-    got before the stream broke), or the list changed and cannot be resumed.
-    """
-    if seen + len(records) <= skip:
-        if seen + len(records) == skip and records:
-            _check_resume(service, records[-1], last, skip)
-        return [], seen + len(records)
-    if seen < skip:
-        _check_resume(service, records[skip - seen - 1], last, skip)
-        records = records[skip - seen :]
-        seen = skip
-    return records, seen + len(records)
-
-
-def _check_resume(service: str, record: object, last: object, yielded: int) -> None:
-    if record != last:
-        raise ResumeError(
-            f"{service}: the list changed between attempts (record {yielded} differs), so "
-            "the stream cannot be resumed without duplicating or skipping records",
-            service=service,
-            records_yielded=yielded,
-        )

@@ -117,9 +117,17 @@ class Lines:
 
 
 def advance(text: str, start: int, end: int, line: int, col: int) -> tuple[int, int]:
+    """The position after ``text[start:end]``, counting line ends as expat does: ``\r\n``,
+    ``\n`` and a lone ``\r`` (a ``\r`` whose ``\n`` comes after ``end`` counts with it)."""
     newlines = text.count("\n", start, end)
+    if text.find("\r", start, end) >= 0:
+        stop = end - 1 if text.startswith("\r\n", end - 1) else end
+        newlines += text.count("\r", start, stop) - text.count("\r\n", start, end)
+        last = max(text.rfind("\n", start, end), text.rfind("\r", start, stop))
+    elif newlines:
+        last = text.rfind("\n", start, end)
     if newlines:
-        return line + newlines, end - text.rfind("\n", start, end) - 1
+        return line + newlines, end - last - 1
     return line, col + end - start
 
 

@@ -20,8 +20,8 @@ head, each move from one run of records to the next such as a listing's
 ``</site><site><id>…``, and the end) is read without expat too, and fed to it
 only if something else needs it. A head, record or move that the end of a
 feed cut short is kept for the next feed (at most ``MAX_HOLD`` characters,
-``MAX_HOLDS`` feeds in a row), so a plain response, however it arrives, never
-creates an expat parser at all.
+``MAX_HOLDS`` feeds in a row), so a plain response, however it arrives (unless a
+feed ends inside the root's start tag), never creates an expat parser at all.
 
 A :class:`Shape` says which element paths are records, which are context
 (the client and site around a ``list_devices_at_client`` device) and what to
@@ -115,7 +115,11 @@ class StreamParser(Generic[T]):
         return self._step(data, final=False)
 
     def close(self) -> list[T]:
-        """Finish the document; return the last records or raise if it is incomplete."""
+        """Finish the document; return the last records or raise if it is incomplete.
+
+        As with ``feed``, records that came before an error are returned first:
+        if ``failed`` is then true, call ``close`` again, which raises it.
+        """
         if self._error is not None:
             raise self._error
         if self._closed:

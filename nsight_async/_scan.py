@@ -306,9 +306,9 @@ def decoder(codec: str) -> codecs.IncrementalDecoder:
 
 #: A leaf's text so far, and what may cut it: an end tag, a CDATA section or an
 #: entity begun (``</i``, ``<![CDA``, ``<![CDATA[Wa``, ``&am``).
-_SO_FAR = f"(?:[^<>&]++|&(?:lt|gt|amp|quot|apos);|<!\\[CDATA\\[{_CDATA}\\]\\]>)*+"
+_SO_FAR = f"(?:[^<>&{_BAD}]++|&(?:lt|gt|amp|quot|apos);|<!\\[CDATA\\[{_CDATA}\\]\\]>)*+"
 _CUT_AT = (
-    f"<(?:/(?:{_NAME}{_WS})?|!(?:\\[(?:C(?:D(?:A(?:T(?:A(?:\\[[^\\]]*+\\]?\\]?)?)?)?)?)?)?)?)?"
+    f"<(?:/(?:{_NAME}{_WS})?|!(?:\\[(?:C(?:D(?:A(?:T(?:A(?:\\[[^\\]{_BAD}]*+\\]?\\]?)?)?)?)?)?)?)?)?"
     "|&[a-z]*+"
 )
 _CUT_TAIL = (

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nsight_async import NsightClient, ParseError, RetryPolicy, parser_for
+from nsight_async import NsightClient, NsightError, ParseError, RetryPolicy, parser_for
 from nsight_async._turns import LONG, PIECE, pieces
 from nsight_async.testing import SIMULATOR_API_KEY, SimulatedFleet, Simulator
 
@@ -204,18 +204,20 @@ def test_pieces_keep_every_byte_in_order(size: int, received: int) -> None:
         assert len(cut) == -(-size // PIECE)
 
 
+@pytest.mark.parametrize("last", [False, True], ids=["not the last chunk", "the last chunk"])
 async def test_records_before_a_malformed_spot_in_a_long_chunk_still_go_out(
-    bodies: dict[int, bytes],
+    bodies: dict[int, bytes], last: bool
 ) -> None:
     """Records that end before a malformed spot are handed on before the ParseError.
 
     The parser returns them and raises at its next feed: a later piece of the
-    same chunk must not be fed, or the chunk's good records are dropped.
+    same chunk must not be fed, or the chunk's good records are dropped; and
+    when no chunk comes after, they go out before ``close`` raises.
     """
     client_id, body = next(iter(bodies.items()))
     spot = body.index(b"<", 120_000)
     bad = body[:spot] + b"<&&&>" + body[spot + 1 :]
-    parts = [bad[:150_000], bad[150_000:]]
+    parts = [bad] if last else [bad[:150_000], bad[150_000:]]
     good = parser_for("list_devices_at_client", {}).feed(parts[0])
     assert good  # records before the spot, in the same chunk as it
     got: list[Any] = []
@@ -229,6 +231,31 @@ async def test_records_before_a_malformed_spot_in_a_long_chunk_still_go_out(
             await read()
     assert got == good
     assert raised.value.records_yielded == len(good)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<result status="FAIL"><session><session_id>1</session_id></session></result>',
+        b'<result status="OK"><session a="1"><session_id>1</session_id></session></result',
+        b'<result status="OK"><session><session_id>1</session_id></session><x></result>',
+    ],
+    ids=["FAIL envelope", "cut off", "malformed"],
+)
+async def test_records_before_an_error_at_the_end_go_out_then_the_error(body: bytes) -> None:
+    """An error found by ``close`` (a FAIL envelope, a body cut off or malformed at
+    its end) comes after the records before it, read by the scanner or by expat."""
+    got: list[Any] = []
+    async with _serving(lambda _: [], body)(retry=RetryPolicy(attempts=1)) as client:
+
+        async def read() -> None:
+            async for session in client.list_mob_sessions(7):
+                got.append(session.session_id)
+
+        with pytest.raises(NsightError) as raised:
+            await read()
+    assert got == [1]
+    assert raised.value.records_yielded == 1
 
 
 def test_one_client_reads_long_bodies_under_two_event_loops_in_turn(
