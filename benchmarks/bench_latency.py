@@ -2,8 +2,9 @@
 
 The simulator runs in a separate process on loopback with 50 ms latency and
 no rate limit; the audit runs with 100 calls in flight, three times, each
-against a fresh simulator that has answered one audit before (the median run
-is the figure; each simulator's first audit is reported beside it). Reported: wall time
+against its own simulator after that simulator's first audit (the median run
+is the figure; the median of the first audits is reported beside it, and the
+client process is warm for all but the very first). Reported: wall time
 against the ideal ``calls × latency ÷ in-flight``, when the first outcome
 arrived against when enumeration ended, and both processes' CPU. In the same
 run and against the same simulator, a **bare client** (aiohttp workers that
@@ -133,15 +134,21 @@ def _latency_run(
     the code (1.12–1.26 for one commit in one afternoon). Each run gets its own
     simulator, so no run meets one that has answered the others.
 
-    Each simulator answers one audit before the measured one (its ratio is
-    reported as ``fresh_simulator``). A freshly started simulator is not yet a
-    server with a fixed latency: during its first audit it draws each device's
-    lazy values and runs its code paths for the first time, on the same two
-    cores as the client, and its answers come late (handler lateness p90 5-7
-    ms, p99 18 ms over its first 6,000 answers, against 2-3 ms and 8-13 ms
-    over the next 12,000, in one scratch measurement). The floor and our
-    client alone always ran against a simulator that had answered an audit;
-    now the audit does too.
+    Each simulator answers one audit before the measured one (the median of
+    those is reported as ``fresh_simulator``). A freshly started simulator is
+    not yet a server with a fixed latency: during its first audit it draws
+    each device's lazy values and runs its code paths for the first time, on
+    the same two cores as the client. In scratch runs, with first audits
+    compared with first audits so that nothing else changed order: a
+    simulator that drew its lazy values before serving gave a median 1.165
+    against 1.178 (six pairs), and one that had rendered every answer once
+    in-process 1.152 against 1.179 (five), where a second audit over HTTP gave
+    1.131; its handler lateness was p90 5-7 ms and p99 18 ms over its first
+    6,000 answers, against 2-3 ms and 8-13 ms over the next 12,000. The floor
+    and our client alone always ran against a simulator that had answered an
+    audit, and now the audit does too; the pre-rendered server likewise
+    answers one audit before the measured one (it has no lazy values, but a
+    first audit of its own).
     """
     if runs < 1:
         raise ValueError(f"runs must be at least 1, got {runs}")

@@ -69,6 +69,8 @@ class StreamParser(Generic[T]):
         self.service = service
         self.envelope: Envelope | None = None
         self.records_emitted = 0
+        #: The records ``close`` completed before the error it raised (see `close`).
+        self.before_error: list[T] = []
         self.bytes_fed = 0
         self._shape = shape
         self._layout = layout(shape)
@@ -117,15 +119,21 @@ class StreamParser(Generic[T]):
     def close(self) -> list[T]:
         """Finish the document; return the last records or raise if it is incomplete.
 
-        As with ``feed``, records that came before an error are returned first:
-        if ``failed`` is then true, call ``close`` again, which raises it.
+        Nothing comes after ``close``, so an error it finds is raised at once, even
+        after records it completed on the way (the end of a FAIL envelope that
+        holds records, records expat finishes before a truncated end): those are
+        left in ``before_error``, for a caller that hands on every record first.
         """
         if self._error is not None:
             raise self._error
         if self._closed:
             return []
         self._closed = True
-        return self._step(b"", final=True)
+        records = self._step(b"", final=True)
+        if self._error is not None:
+            self.before_error = records
+            raise self._error
+        return records
 
     # -- machinery --------------------------------------------------------
 

@@ -164,20 +164,28 @@ def _compiled(
 def _made(cls: Any, values: dict[str, str], env: dict[str, Any]) -> list[str]:
     """The lines that make the record from ``values`` (attribute: expression) and ``extra``.
 
-    A frozen slotted record whose fields have no validator, converter or hook is
-    made by setting each slot directly, as its ``__init__`` would: calling
-    ``__init__`` with seventeen keywords cost about a fifth of a MOB session's
-    parse. Any other class is called as usual.
+    A frozen slotted record whose ``__init__`` is attrs' own and would only store
+    its arguments (no validator, converter, hook, alias or field left out of
+    ``__init__``) is made by setting each slot directly: calling ``__init__``
+    with seventeen keywords cost about a seventh of a MOB session's parse. Any
+    other class is called as usual.
     """
     call = [f"        return cls({', '.join(f'{k}={v}' for k, v in values.items())}, extra=extra)"]
     fields = attrs.fields(cls)
     plain = all(
-        f.validator is None and f.converter is None and f.on_setattr in (None, attrs.NOTHING)
+        f.validator is None
+        and f.converter is None
+        and f.on_setattr in (None, attrs.NOTHING)
+        and f.init
+        and f.alias == f.name
         for f in fields
     )
+    hooks = hasattr(cls, "__attrs_post_init__") or hasattr(cls, "__attrs_pre_init__")
+    code = getattr(cls.__init__, "__code__", None)
+    own_init = "attrs generated" in getattr(code, "co_filename", "")
     slots = set(vars(cls).get("__slots__", ())) - {"__weakref__"}
-    if not plain or slots != {f.name for f in fields} or hasattr(cls, "__attrs_post_init__"):
-        return call  # not slotted, a hook, or a slot __init__ sets beyond the fields
+    if not plain or hooks or not own_init or slots != {f.name for f in fields}:
+        return call  # a hook, an __init__ of its own, or a slot __init__ sets beyond the fields
     lines = ["        record = _new(cls)"]
     env["_new"] = object.__new__
     for i, field in enumerate(fields):

@@ -11,13 +11,13 @@ from ._parser import StreamParser
 
 def last_records(parser: StreamParser[Any]) -> list[Any]:
     """``parser.close()``, but an error it finds waits (``parser.failed``) until the
-    records read before it are handed on."""
+    records completed before it (``parser.before_error``) are handed on."""
     try:
         return parser.close()
     except NsightError:
         if not parser.failed:
             raise
-        return []
+        return parser.before_error
 
 
 def past_skipped(

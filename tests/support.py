@@ -99,5 +99,5 @@ def feed_all(parser: StreamParser[Any], pieces: Iterable[bytes]) -> tuple[list[A
             records += parser.feed(piece)
         records += parser.close()
     except NsightError as exc:
-        return records, exc
+        return records + parser.before_error, exc  # what close completed before the error
     return records, None

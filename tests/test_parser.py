@@ -522,6 +522,40 @@ def test_error_from_the_first_feed_is_raised_immediately() -> None:
     assert parser.records_emitted == 0
 
 
+_FAIL_WITH_A_RECORD = (
+    b'<result status="FAIL"><session><session_id>1</session_id></session></result>'
+)
+_CUT_AFTER_A_RECORD = (
+    b'<result status="OK"><session a="1"><session_id>1</session_id></session></res'
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "scan", "expected"),
+    [
+        (_FAIL_WITH_A_RECORD, ApiError, True, [1]),
+        (_FAIL_WITH_A_RECORD, ApiError, False, [1]),
+        (_CUT_AFTER_A_RECORD, ParseError, True, [1]),
+        # The element walk holds the last record open until its parent ends.
+        (_CUT_AFTER_A_RECORD, ParseError, False, []),
+    ],
+    ids=["FAIL envelope, scanner", "FAIL envelope, element walk", "cut off, scanner",
+         "cut off, element walk"],
+)  # fmt: skip
+def test_close_raises_an_error_it_finds_and_keeps_what_came_before(
+    body: bytes, error: type[Exception], scan: bool, expected: list[int]
+) -> None:
+    """Nothing comes after ``close``: it raises, and the records it completed on the way
+    are in ``before_error`` (a caller that calls it once still sees the error)."""
+    parser = StreamParser(list_shape("list_mob_sessions", {}), service="s", scan=scan)
+    records = parser.feed(body)
+    with pytest.raises(error):
+        parser.close()
+    assert [r.session_id for r in [*records, *parser.before_error]] == expected
+    with pytest.raises(error):
+        parser.close()  # and again, as every call after a failure does
+
+
 def test_records_before_an_error_are_not_lost_across_feeds() -> None:
     """Records completed in the failing feed are returned; the error comes on the next call."""
     data = _body("list_mob_sessions.xml")

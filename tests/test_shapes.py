@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from nsight_async import (
 )
 from nsight_async._models import GIB, MIB
 from nsight_async._shapes import TYPED_SERVICES, parse_patch_retry_msg
+from nsight_async._specs import builder
 
 SAMPLES = Path(__file__).parent / "samples"
 
@@ -387,9 +389,34 @@ def test_records_made_by_the_parser_are_what_init_makes(sample: str, service: st
         assert repr(record) == repr(made)
         assert hash(record) == hash(made)
         assert attrs.evolve(record) == made
+        assert copy.copy(record) == made
         assert pickle.loads(pickle.dumps(record)) == made  # noqa: S301  # our own bytes
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             record.extra = {}  # type: ignore[misc]
+
+
+def test_a_record_class_with_a_hook_or_an_alias_is_made_by_its_init() -> None:
+    """Only attrs' own ``__init__`` that just stores its arguments is skipped."""
+
+    @attrs.frozen(kw_only=True)
+    class Aliased:
+        value: int = attrs.field(alias="value_", default=0)
+        extra: dict[str, Any] = attrs.field(factory=dict)
+
+    made: list[int] = []
+
+    @attrs.frozen(kw_only=True)
+    class Hooked:
+        value: int = 0
+        extra: dict[str, Any] = attrs.field(factory=dict)
+
+        def __attrs_pre_init__(self) -> None:
+            made.append(1)
+
+    for cls, attr in ((Aliased, "value_"), (Hooked, "value")):
+        build = builder(cls, (("value", attr, int),), attr).build
+        assert build("r", {"value": "7"}, []).value == 7
+    assert made == [1]
 
 
 def test_mob_sessions_cover_every_plugin_and_status() -> None:
