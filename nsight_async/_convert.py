@@ -10,7 +10,11 @@ the record's ``extra`` under ``"<field>_raw"`` by the caller.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 #: Text sentinels N-sight uses for "no value".
 SENTINELS = frozenset({"none", "Not Available", "0000-00-00 00:00:00", "0000-00-00"})
@@ -128,3 +132,27 @@ def lenient_timestamp(value: str | None) -> datetime | None:
             return datetime.fromisoformat(value[:19].replace("T", " "))
         except ValueError:
             return None
+
+
+def flag0(raw: str) -> bool:
+    """Parse a 0/1 flag that is never unknown: empty or a sentinel is ``False``."""
+    return bool(flag(raw))
+
+
+class Open(Generic[T]):
+    """Converts to an open vocabulary's member: a table lookup (the Enum call is slow)."""
+
+    def __init__(self, cls: Callable[[str], T]) -> None:
+        self.cls = cls
+        self.members: dict[str, T] = getattr(cls, "_value2member_map_")  # noqa: B009  # Enum's cache
+
+    def __call__(self, value: str) -> T | None:
+        member = self.members.get(value)
+        if member is None:
+            stripped = text(value)
+            if stripped is None:
+                return None  # empty, or a sentinel
+            member = self.members.get(stripped)
+            if member is None:
+                return self.cls(stripped)
+        return member

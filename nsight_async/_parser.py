@@ -267,7 +267,7 @@ class StreamParser(Generic[T]):
                 # expat is not reading as markup.
                 last = self._expat_reads(text, start, end)
                 pos = end
-                self._scanner = self._scanner_after(last)
+                self._scanner = self._tree.scanner_after(self._root, last, self._layout)
         finally:
             self._text, self._pos = text, pos
 
@@ -366,26 +366,6 @@ class StreamParser(Generic[T]):
         if error is not None:
             raise error
         return last
-
-    def _scanner_after(self, last: Event | None) -> LevelScanner[T] | None:
-        """A scanner for the records that may follow, if expat stopped between records."""
-        if last is None or self._root is None:
-            return None
-        spine = self._tree.spine(self._root)
-        parent, path, fields = spine[-1]
-        builders = self._layout.levels.get(path)
-        if builders is None:
-            return None
-        ancestors = [f for _, _, f in spine]
-        event, element = last
-        if event == "end":  # a record just closed: the walk left it, thinking it open
-            if len(parent) == 0 or parent[-1] is not element or element.tag not in builders:
-                return None
-            self._tree.complete_child(element, path, fields, ancestors)
-            del parent[-1]
-        elif element is not parent:
-            return None
-        return LevelScanner(builders, ancestors, self._layout.learned.setdefault(path, []))
 
     def _start_root(self, root: Element) -> None:
         if root.tag not in self._shape.roots:

@@ -16,6 +16,7 @@ from typing import Any
 
 import xmltodict
 
+from ._builders import builder
 from ._errors import ParseError
 from ._models import (
     Client,
@@ -37,7 +38,6 @@ from ._specs import (
     SERVER,
     SITE,
     WORKSTATION,
-    builder,
     no_context,
 )
 from ._tree import as_list

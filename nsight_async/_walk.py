@@ -4,7 +4,8 @@ Every child of an open element except the last is complete, so after each
 feed the walk goes down the open spine only: complete records are built and
 deleted, leaf children of contexts (a ``<client>``'s ``<id>`` and ``<name>``)
 are collected as fields for the records inside them, and an ``<error>``
-becomes the API's error.
+becomes the API's error. Where expat stops between records, the walk makes
+the scanner that reads on (``scanner_after``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Mapping
 from typing import Generic, TypeVar
 from xml.etree.ElementTree import Element
 
-from ._expat import envelope_error
-from ._layout import ERROR, RECORD
-from ._scan import Fields, RecordBuilder
+from ._expat import Event, envelope_error
+from ._layout import ERROR, RECORD, Layout
+from ._scan import Fields, LevelScanner, RecordBuilder
 from ._tree import Repeated, element_value, record_fields
 
 T = TypeVar("T")
@@ -100,6 +101,28 @@ class ElementWalk(Generic[T]):
                 old.append(value)
             else:
                 fields[child.tag] = Repeated((old, value))
+
+    def scanner_after(
+        self, root: Element | None, last: Event | None, layout: Layout
+    ) -> LevelScanner[T] | None:
+        """A scanner for the records that may follow, if expat stopped between records."""
+        if last is None or root is None:
+            return None
+        spine = self.spine(root)
+        parent, path, fields = spine[-1]
+        builders = layout.levels.get(path)
+        if builders is None:
+            return None
+        ancestors = [f for _, _, f in spine]
+        event, element = last
+        if event == "end":  # a record just closed: the walk left it, thinking it open
+            if len(parent) == 0 or parent[-1] is not element or element.tag not in builders:
+                return None
+            self.complete_child(element, path, fields, ancestors)
+            del parent[-1]
+        elif element is not parent:
+            return None
+        return LevelScanner(builders, ancestors, layout.learned.setdefault(path, []))
 
     def fields_of(self, element: Element, depth: int) -> Fields:
         held = self.context.get(depth)

@@ -32,9 +32,9 @@ from nsight_async import (
     Site,
     parser_for,
 )
+from nsight_async._builders import builder
 from nsight_async._models import GIB, MIB
 from nsight_async._shapes import TYPED_SERVICES, parse_patch_retry_msg
-from nsight_async._specs import builder
 
 SAMPLES = Path(__file__).parent / "samples"
 
