@@ -10,8 +10,9 @@ reads the records between. All three accept only what expat would accept (a
 declaration of version 1.0, attribute values without entities, tabs, line
 ends or characters XML forbids, no repeated attribute, no namespace
 declaration, no comment or processing instruction, container tags without
-attributes, end tags that match); anything else returns ``None`` and the
-parser hands the rest to expat as before.
+attributes, end tags that match). On anything else they stop and say where:
+the parser keeps the text for the next feed if it was only cut short
+(:func:`cut_short`), and otherwise hands the rest to expat as before.
 
 A container's leaf children before its first container or record (a
 client's ``<id>`` and ``<name>``) are read as the element walk reads them:
