@@ -92,7 +92,7 @@ def _compiled(
         "    get = fields.get" if children is None else "    pass",
         "    bad = None",
     ]
-    args = []
+    values: dict[str, str] = {}  # attribute: the local holding its value
     for i, (xml, attr, conv) in enumerate(spec):
         default = defaults.get(attr)
         env[f"conv{i}"] = conv
@@ -124,7 +124,7 @@ def _compiled(
             "    else:",
             f"        a{i} = {fallback}",
         ]
-        args.append(f"{attr}=a{i}")
+        values[attr] = f"a{i}"
         if attr == ident:
             seen = "fields" if children is None else f"{{{xml!r}: v}}"
             lines += [f"    if a{i} is None:", f"        missing(name, {xml!r}, {seen})"]
@@ -138,12 +138,13 @@ def _compiled(
     else:
         unknown = [f"{xml!r}: _kept({source})" for xml, source in slot.items() if xml not in known]
         lines.append(f"    extra = {{{', '.join(unknown)}}}")
+    args = ", ".join(f"{attr}={local}" for attr, local in values.items())
     lines += [
         "    if bad:",
         "        extra.update(bad)",
         "    if fixed is None:",
-        *_made(record_type, dict(a.split("=") for a in args), env),
-        f"    return cls({', '.join(args)}, extra=extra, **fixed(name, ancestors))",
+        *_made(record_type, values, env),
+        f"    return cls({args}, extra=extra, **fixed(name, ancestors))",
     ]
     name = getattr(cls, "__name__", "record")
     code = compile("\n".join(lines), f"<builder {name}>", "exec")

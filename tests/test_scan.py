@@ -159,26 +159,25 @@ _HEAD = (
 )
 #: A character XML forbids at the end of a feed (found by review): no cut-short prefix.
 _FORBIDDEN_AT_THE_END = [
-    ("list_devices_at_client", [_HEAD + b"<server><id>6</id><name>bad\x01", b"x", b"y"]),
-    ("list_devices_at_client", [_HEAD[:-9] + b"<id>2</id><name>S\x01", b"x", b"y"]),
-    ("list_devices_at_client", [_HEAD + b"<server><id>6</id><name><![CDATA[a\x01", b"]]>"]),
-    ("list_mob_sessions", [b'<result status="OK"><session><session_id>1</session_id><type>\x0b']),
-    ("patch_list_all", [b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<patches><patch>'
-                        b"<patchid/><status><sub>bell\x07"]),
+    ("list_devices_at_client", _HEAD + b"<server><id>6</id><name>bad\x01"),
+    ("list_devices_at_client", _HEAD[:-9] + b"<id>2</id><name>S\x01"),
+    ("list_devices_at_client", _HEAD + b"<server><id>6</id><name><![CDATA[a\x01"),
+    ("list_mob_sessions", b'<result status="OK"><session><session_id>1</session_id><type>\x0b'),
+    ("patch_list_all", b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<patches><patch>'
+                       b"<patchid/><status><sub>bell\x07"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("service", "pieces"), _FORBIDDEN_AT_THE_END)
+@pytest.mark.parametrize(("service", "body"), _FORBIDDEN_AT_THE_END)
 def test_a_forbidden_character_is_raised_by_the_feed_that_delivers_it(
-    service: str, pieces: list[bytes]
+    service: str, body: bytes
 ) -> None:
     """Text is kept for the next feed only if it may be a record or move cut short."""
     for scan in (True, False):
-        parser: StreamParser[Any] = StreamParser(
-            list_shape(service, {}), service=service, scan=scan
-        )
+        shape = list_shape(service, {})
+        parser: StreamParser[Any] = StreamParser(shape, service=service, scan=scan)
         with pytest.raises(NsightError, match=r"malformed|not well-formed"):
-            parser.feed(pieces[0])
+            parser.feed(body)
 
 
 def test_error_lines_count_a_lone_carriage_return_as_expat_does() -> None:
