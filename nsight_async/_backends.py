@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Protocol
 from urllib.parse import quote
 
@@ -46,8 +46,20 @@ class RawResponse(Protocol):
 class Backend(Protocol):
     """Sends one GET request."""
 
-    async def send(self, url: str, query: Mapping[str, str], *, write: bool) -> RawResponse:
-        """Send ``GET url?query``; raise :class:`TransportError` if no response came."""
+    async def send(
+        self,
+        url: str,
+        query: Mapping[str, str],
+        *,
+        write: bool,
+        on_release: Callable[[], None] | None = None,
+    ) -> RawResponse:
+        """Send ``GET url?query``; raise :class:`TransportError` if no response came.
+
+        ``on_release``, if the backend can tell, is called once when the request
+        stops needing its connection (its whole response has arrived, before
+        the body is read); the caller frees its own slot then, or at ``close``.
+        """
         ...
 
     async def aclose(self) -> None:
@@ -131,8 +143,15 @@ class HttpxBackend:
         self._headers = {"User-Agent": user_agent}
         self._owned = owned
 
-    async def send(self, url: str, query: Mapping[str, str], *, write: bool) -> RawResponse:
-        service = query.get("service", "?")
+    async def send(
+        self,
+        url: str,
+        query: Mapping[str, str],
+        *,
+        write: bool,
+        on_release: Callable[[], None] | None = None,
+    ) -> RawResponse:
+        service = query.get("service", "?")  # on_release: httpx does not say when a body is in
         try:
             request = self._client.build_request("GET", url, params=query, headers=self._headers)
             # Never follow a redirect: it would re-send the key (and a write) elsewhere.

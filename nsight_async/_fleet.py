@@ -114,8 +114,11 @@ class Fleet:
     Args:
         client: the client whose limits govern every call.
         filters: which clients, sites, devices and device types to walk.
-        workers: per-device calls in flight (default: the client's ``max_at_once``).
-            Listing calls queue for the same slots; none is held while waiting.
+        workers: devices worked on at once (default: twice the client's
+            ``max_at_once``). Calls in flight stay within ``max_at_once``; the
+            other workers wait with their call ready, so it goes out the moment
+            an answer is in, while that answer is still being read. Listing calls
+            queue for the same slots; none is held while waiting.
         list_ahead: clients listed at once at most (default 4), each client's
             device types together, so listing keeps ahead of the workers; a new
             listing starts only while fewer than ``2 × workers`` listed devices
@@ -138,7 +141,7 @@ class Fleet:
     ) -> None:
         self.client = client
         self.filters = filters or Filters()
-        self.workers = workers or client.limits.max_at_once
+        self.workers = workers or 2 * client.limits.max_at_once
         self.list_ahead = list_ahead
         self._on_progress = on_progress
         self._cached = cached_devices

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -70,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
+        self.owner: _H1Response | None = None  # the request whose response is arriving
         self._reset()
 
     def _reset(self) -> None:
@@ -152,6 +153,9 @@ class _Connection(asyncio.Protocol):
         self.done = True
         self.expecting = False
         self._wake()
+        owner = self.owner
+        if owner is not None:
+            owner.arrived()
 
     # -- the request side ---------------------------------------------------
     def _fail(self, exc: BaseException) -> None:
@@ -184,7 +188,8 @@ class _Connection(asyncio.Protocol):
             raise network_error(service, exc, sent=True, timeout=True) from None
         finally:
             timer.cancel()
-            self.waiter = None
+            if self.waiter is waiter:  # not the next request's, if the connection moved on
+                self.waiter = None
 
     def take(self) -> bytes:
         chunk = self.body.popleft()
@@ -215,40 +220,88 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 
 class _H1Response:
-    def __init__(self, backend: H1Backend, origin: _Origin, conn: _Connection, service: str):
+    """One request's response; its connection is given back the moment the whole of it is in.
+
+    Until then the head and body are read from the connection. Once the last
+    byte has arrived (``arrived``, called from the connection's callback) the
+    response keeps its head and body and the connection goes back to the pool,
+    its slot to the next request, and ``on_release`` is called: before this
+    response is even read, so a call waiting for a slot is sent while the
+    answers that came in are still being parsed.
+    """
+
+    def __init__(
+        self,
+        backend: H1Backend,
+        origin: _Origin,
+        conn: _Connection,
+        service: str,
+        on_release: Callable[[], None] | None,
+    ) -> None:
         self._backend = backend
         self._origin = origin
         self._conn = conn
         self._service = service
-        self.status = conn.status
-        self.headers: Mapping[str, str] = conn.headers
+        self._on_release = on_release
+        self.status = 0
+        self.headers: Mapping[str, str] = {}
+        self._body: collections.deque[bytes] | None = None  # all of it, once it has arrived
         self._released = False
+
+    def has_head(self) -> bool:
+        """Whether the final head is in (kept here if the connection has moved on)."""
+        return self._body is not None or self._conn.head_done
+
+    def take_head(self) -> None:
+        if self._body is None:
+            self.status, self.headers = self._conn.status, self._conn.headers
+
+    def arrived(self) -> None:
+        """The whole response is in: keep it here and give the connection back now."""
+        conn = self._conn
+        self.status, self.headers, self._body = conn.status, conn.headers, conn.body
+        conn.body = collections.deque()
+        conn.buffered = 0
+        if conn.paused and conn.transport is not None:
+            conn.paused = False
+            conn.transport.resume_reading()
+        self._release()
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._conn.owner = None
+            self._backend.release(self._origin, self._conn)
+            if self._on_release is not None:
+                self._on_release()
 
     async def chunks(self) -> AsyncGenerator[bytes]:
         conn = self._conn
         coding = self.headers.get("content-encoding", "identity").strip().lower()
         inflater = Inflater(coding, self._service) if coding != "identity" else None
         while True:
-            if conn.body:
-                chunk = conn.take()
-                if inflater is None:
-                    if chunk:
-                        yield chunk
+            body = self._body
+            if body is None:  # still arriving on the connection
+                if not conn.body:
+                    await conn.next_change(self._service, self._backend.timeout)
                     continue
-                for piece in inflater.feed(chunk):
-                    yield piece
-                continue
-            if conn.done:
+                chunk = conn.take()
+            elif body:
+                chunk = body.popleft()
+            else:
                 if inflater is not None:
                     for piece in inflater.end():
                         yield piece
                 return
-            await conn.next_change(self._service, self._backend.timeout)
+            if inflater is None:
+                if chunk:
+                    yield chunk
+                continue
+            for piece in inflater.feed(chunk):
+                yield piece
 
     async def close(self) -> None:
-        if not self._released:
-            self._released = True
-            self._backend.release(self._origin, self._conn)
+        self._release()  # a body not read to its end closes the connection
 
 
 class H1Backend:
@@ -273,7 +326,14 @@ class H1Backend:
         self._open: set[_Connection] = set()
         self._closed = False
 
-    async def send(self, url: str, query: Mapping[str, str], *, write: bool) -> RawResponse:
+    async def send(
+        self,
+        url: str,
+        query: Mapping[str, str],
+        *,
+        write: bool,
+        on_release: Callable[[], None] | None = None,
+    ) -> RawResponse:
         service = query.get("service", "?")
         origin = self._origins.get(url)
         if origin is None:
@@ -281,23 +341,25 @@ class H1Backend:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max)
         await self._slots.acquire()
-        conn = None
+        response = None
         try:
             conn = self._idle(origin) or await self._connect(origin, service)
             assert conn.transport is not None
             conn.expecting = True
+            conn.owner = response = _H1Response(self, origin, conn, service, on_release)
             conn.transport.write(
                 b"GET %s?%s%s" % (origin.path, encode_query(query).encode(), origin.tail)
             )
-            while not conn.head_done:
+            while not response.has_head():
                 await conn.next_change(service, self.timeout)
-            return _H1Response(self, origin, conn, service)
+            response.take_head()
+            return response
         except BaseException:
-            if conn is not None:
-                conn._fail(ConnectionAbortedError("the request was abandoned"))
-                self.release(origin, conn)
-            else:
+            if response is None:
                 self._slots.release()
+            elif not response._released:  # else its connection has moved on, whole
+                response._conn._fail(ConnectionAbortedError("the request was abandoned"))
+                response._release()
             raise
 
     def _idle(self, origin: _Origin) -> _Connection | None:

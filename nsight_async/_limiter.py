@@ -7,6 +7,10 @@ sees more than it allows, even with network jitter at the window's edge.
 Slots are reserved in arrival order before sleeping, which keeps callers
 first-come first-served without a lock.
 
+A call is in flight from its turn until its whole answer has arrived (the
+default backend says when) or it is closed; reading its records does not
+hold a slot.
+
 When the server says it is over its limit (a 429, a firewall page), the
 governor pauses every caller until ``Retry-After`` has passed and stretches
 the interval, recovering step by step as calls succeed.

@@ -61,6 +61,9 @@ class Transport:
     ) -> AsyncIterator[RawResponse]:
         """Send ``service`` with ``params``; yield the open 200 response.
 
+        The call's in-flight slot is freed as soon as the whole response has
+        arrived (the default backend says when), else when it is closed.
+
         Raises:
             TransportError: the network failed (``certainly_not_sent`` says whether
                 the request can have reached the server).
@@ -71,8 +74,18 @@ class Transport:
         query = {"apikey": self._key.reveal(), "service": service, **params}
         backend = self._writes if write else self._reads
         await self.governor.acquire(lambda: self.display_url(service, params))
+        held = True
+
+        def release() -> None:  # once: when the response is all in (backend's call) or closed
+            nonlocal held
+            if held:
+                held = False
+                self.governor.release()
+
         try:
-            response = await backend.send(self.server.base_url, query, write=write)
+            response = await backend.send(
+                self.server.base_url, query, write=write, on_release=release
+            )
             try:
                 if response.status != 200:
                     await _raise_for_status(response, service)
@@ -80,7 +93,7 @@ class Transport:
             finally:
                 await response.close()
         finally:
-            self.governor.release()
+            release()
 
 
 async def _raise_for_status(response: RawResponse, service: str) -> None:

@@ -426,7 +426,7 @@ async def test_a_clients_device_types_are_listed_at_once_with_every_slot_working
     sim = Simulator(fleet, config=SimulatorConfig(latency=1.0), clock=vt.clock, sleep=vt.sleep)
     async with connect(sim, max_at_once=4, clock=vt.clock, sleep=vt.sleep) as client:
         crawler = Fleet(client)
-        assert crawler.workers == 4
+        assert crawler.workers == 8  # twice the slots: a call waits ready for each
         outcomes = await vt.run(walk(crawler, session_counter(client), skip=mob_off))
     assert len(outcomes) == fleet.n_devices
     listed: dict[str, list[float]] = {}

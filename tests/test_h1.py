@@ -9,6 +9,7 @@ sent, and which connections are kept for the next request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import ssl
 import zlib
@@ -501,3 +502,104 @@ async def test_bytes_after_the_compressed_stream_are_a_parse_error(
         with pytest.raises(ParseError):
             await fetch(b, script.url)
         await b.aclose()
+
+
+async def test_a_connection_and_slot_are_free_once_the_answer_is_in_before_it_is_read() -> None:
+    """The whole answer in, its connection serves the next request and its slot is given
+    back at once (``on_release``), while the first body is still unread; both read whole."""
+    async with serving(Script(answer(b"<one/>"), answer(b"<two/>"))) as script:
+        b = backend(max_connections=1)
+        released: list[str] = []
+        first = await b.send(
+            script.url, QUERY, write=False, on_release=lambda: released.append("1")
+        )
+        for _ in range(100):  # the body follows the head, maybe in a later read
+            if released:
+                break
+            await asyncio.sleep(0.01)
+        assert released == ["1"]
+        second = await asyncio.wait_for(
+            b.send(script.url, QUERY, write=False, on_release=lambda: released.append("2")), 2
+        )
+        assert b"".join([c async for c in second.chunks()]) == b"<two/>"
+        assert b"".join([c async for c in first.chunks()]) == b"<one/>"
+        await first.close()
+        await second.close()
+        await b.aclose()
+    assert released == ["1", "2"]  # each once, closing after changed nothing
+    assert script.connections == 1
+
+
+async def test_an_answer_still_arriving_keeps_its_connection_and_slot() -> None:
+    """Until its last byte is in, a response holds its slot: the next request waits for it,
+    then goes out on the same connection, and neither body is mixed with the other."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n"
+    in_two = _joined(raw(head + b"<slow>", pause=0.3), raw(b"</slow>"))
+    async with serving(Script(in_two, answer(b"<next/>"))) as script:
+        b = backend(max_connections=1)
+        released: list[str] = []
+        first = await b.send(
+            script.url, QUERY, write=False, on_release=lambda: released.append("1")
+        )
+        waiting = asyncio.create_task(fetch(b, script.url))
+        await asyncio.sleep(0.1)
+        assert released == []
+        assert not waiting.done()
+        body = b"".join([c async for c in first.chunks()])
+        assert released == ["1"]
+        assert await asyncio.wait_for(waiting, 2) == b"<next/>"
+        await first.close()
+        await b.aclose()
+    assert body == b"<slow></slow>"
+    assert script.connections == 1
+
+
+@pytest.mark.parametrize("how", ["closed unread", "cut off", "cancelled"])
+async def test_on_release_is_called_once_however_a_request_ends(how: str) -> None:
+    """Closed before its end, broken mid-body, or cancelled while waiting for its head:
+    the slot is given back once, and the pool still serves the next request."""
+    actions = {
+        "closed unread": answer(b"<result>" + b"z" * 2_000_000 + b"</result>"),
+        "cut off": raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n<result>", then_close=True),
+        "cancelled": raw(b"", pause=2.0),
+    }
+    async with serving(Script(actions[how])) as script:
+        b = backend(max_connections=1)
+        released: list[int] = []
+
+        async def one() -> None:
+            response = await b.send(
+                script.url, QUERY, write=False, on_release=lambda: released.append(1)
+            )
+            try:
+                async for _ in response.chunks():
+                    if how == "closed unread":
+                        break
+            finally:
+                await response.close()
+
+        task = asyncio.create_task(one())
+        if how == "cancelled":
+            await asyncio.sleep(0.1)
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TransportError):
+            await task
+        assert released == [1]
+        assert await asyncio.wait_for(fetch(b, script.url), 2) == b"<result/>"
+        await b.aclose()
+
+
+async def test_the_governor_slot_is_free_once_the_answer_is_in() -> None:
+    """Through the client: a response read slowly no longer counts as in flight."""
+    async with (
+        serving(Script(answer(b'<result status="OK"></result>'))) as script,
+        NsightClient(script.url, KEY, max_at_once=1) as client,
+    ):
+        async with client._transport.open("list_clients", {}) as response:
+            for _ in range(100):
+                if client.governor.in_flight == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert client.governor.in_flight == 0
+            assert b"".join([c async for c in response.chunks()]).startswith(b"<result")
+        assert client.governor.in_flight == 0

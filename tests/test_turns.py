@@ -1,17 +1,17 @@
-"""Long bodies are parsed a piece per loop turn, across all of a client's streams.
+"""Bodies are parsed a piece per loop turn, across all of a client's streams.
 
 Turns are counted by a ticker task that adds one per loop turn: while a long
 body arriving in one chunk is parsed, other tasks must get a turn between its
 pieces (before, the whole chunk was parsed in one step and the ticker stood
-still), and two long bodies read at once must take turns with each other.
-Records are checked against the whole body parsed in one go.
+still), and bodies read at once, long or short, must take turns with each
+other. Records are checked against the whole body parsed in one go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from nsight_async import NsightClient, NsightError, ParseError, RetryPolicy, parser_for
-from nsight_async._turns import LONG, PIECE, pieces
+from nsight_async._parser import StreamParser
+from nsight_async._turns import PIECE, Turns, pieces
 from nsight_async.testing import SIMULATOR_API_KEY, SimulatedFleet, Simulator
 
 URL = "http://127.0.0.1:9/api/"
@@ -52,7 +53,7 @@ def sim() -> Simulator:
 @pytest.fixture(scope="module")
 def bodies(sim: Simulator) -> dict[int, bytes]:
     found = {c.client_id: _listing(sim, c.client_id) for c in sim.fleet.clients}
-    assert all(len(body) > 8 * LONG for body in found.values())  # long enough to matter
+    assert all(len(body) > 4 * PIECE for body in found.values())  # long enough to matter
     return found
 
 
@@ -124,8 +125,8 @@ def _whole(body: bytes) -> list[Any]:
 
 
 def _turns_needed(body: bytes) -> int:
-    """The pieces parsed in turns: those past the first LONG bytes."""
-    return (len(body) - LONG) // PIECE
+    """The pieces parsed in turns: every piece of the body."""
+    return -(-len(body) // PIECE)
 
 
 async def _read(client: NsightClient, client_id: int) -> list[Any]:
@@ -159,6 +160,61 @@ async def test_two_long_bodies_take_turns_with_each_other(bodies: dict[int, byte
     assert during >= sum(_turns_needed(body) for body in bodies.values())
 
 
+class _Together(httpx.AsyncByteStream):
+    """A body held back until ``gate`` opens: answers that come in at the same moment."""
+
+    def __init__(self, body: bytes, gate: asyncio.Event) -> None:
+        self.body, self.gate = body, gate
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        await self.gate.wait()
+        yield self.body
+
+
+async def test_short_answers_that_come_in_together_are_parsed_a_turn_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twenty one-piece answers arriving in the same loop turn are parsed one per turn.
+
+    So the loop reads the network, and sends the calls waiting for a slot,
+    between any two of them, not only after all twenty.
+    """
+    sessions = (SAMPLES / "list_mob_sessions.xml").read_bytes()
+    expected = [*parser_for("list_mob_sessions", {}).feed(sessions)]
+    gate = asyncio.Event()
+    waiting = 0
+    parsed_in_turn: list[int] = []
+    feed = StreamParser.feed
+
+    def counted(self: StreamParser[Any], data: bytes) -> list[Any]:
+        parsed_in_turn.append(ticker.turns)
+        return feed(self, data)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal waiting
+        waiting += 1
+        if waiting == 20:
+            asyncio.get_running_loop().call_soon(gate.set)
+        return httpx.Response(200, stream=_Together(sessions, gate))
+
+    monkeypatch.setattr(StreamParser, "feed", counted)
+    async with (
+        httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http,
+        NsightClient(
+            URL, "k-0123456789", http_client=http, max_per_minute=None, max_at_once=20
+        ) as c,
+    ):
+        with _Ticker() as ticker:
+
+            async def read(device_id: int) -> list[Any]:
+                return [s async for s in c.list_mob_sessions(device_id)]
+
+            results = await asyncio.wait_for(asyncio.gather(*(read(d) for d in range(1, 21))), 10)
+    assert results == [expected] * 20
+    assert len(parsed_in_turn) == 20
+    assert len(set(parsed_in_turn)) == 20, parsed_in_turn
+
+
 async def test_calls_inside_a_long_one_chunk_listing_finish_with_a_single_slot(
     bodies: dict[int, bytes],
 ) -> None:
@@ -183,21 +239,13 @@ async def test_calls_inside_a_long_one_chunk_listing_finish_with_a_single_slot(
     assert count == len(_whole(body))
 
 
-def _cuts() -> Iterator[tuple[int, int]]:
-    yield 100, 0  # a short body: as it is
-    yield LONG, 0  # exactly LONG: as it is
-    yield 3 * PIECE + 5, LONG  # past LONG: pieces
-    yield 40 * PIECE, 0  # a long first chunk: pieces
-    yield PIECE, LONG  # one piece's worth past LONG: as it is
-
-
-@pytest.mark.parametrize(("size", "received"), list(_cuts()))
-def test_pieces_keep_every_byte_in_order(size: int, received: int) -> None:
-    """Chunks are cut only once the body is long, into pieces of at most PIECE bytes."""
+@pytest.mark.parametrize("size", [0, 100, PIECE, PIECE + 1, 3 * PIECE + 5, 40 * PIECE])
+def test_pieces_keep_every_byte_in_order(size: int) -> None:
+    """Chunks longer than PIECE are cut into pieces of at most PIECE bytes; others kept whole."""
     chunk = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    cut = list(pieces(chunk, received))
+    cut = list(pieces(chunk))
     assert b"".join(cut) == chunk
-    if received + size <= LONG or size <= PIECE:
+    if size <= PIECE:
         assert cut == [chunk]
     else:
         assert all(len(p) <= PIECE for p in cut)
@@ -272,3 +320,43 @@ def test_one_client_reads_long_bodies_under_two_event_loops_in_turn(
     expected = [_whole(body) for body in bodies.values()]
     assert asyncio.run(both()) == expected
     assert asyncio.run(both()) == expected
+
+
+class _Fed:
+    """A stand-in parser that notes the ticker's count at each piece it is fed."""
+
+    def __init__(self, ticker: _Ticker, log: list[tuple[str, int]], name: str) -> None:
+        self.ticker, self.log, self.name = ticker, log, name
+
+    def feed(self, piece: bytes) -> list[Any]:
+        self.log.append((self.name, self.ticker.turns))
+        return [piece]
+
+
+@pytest.mark.parametrize("turns_before_cancel", range(5))
+async def test_a_stream_cancelled_while_queued_or_just_handed_the_turn_does_not_stall_others(
+    turns_before_cancel: int,
+) -> None:
+    """Three pieces queue in one loop turn; the second's stream is cancelled a few turns
+    later (queued, or handed the turn but not yet run): the third is still parsed, and
+    the turn is free afterwards."""
+    turns = Turns()
+    log: list[tuple[str, int]] = []
+    with _Ticker() as ticker:
+
+        async def one(name: str) -> list[Any]:
+            return await turns.parse(_Fed(ticker, log, name), name.encode())  # type: ignore[arg-type]
+
+        tasks = [asyncio.create_task(one(name)) for name in "abc"]
+        for _ in range(turns_before_cancel):
+            await asyncio.sleep(0)
+        tasks[1].cancel()
+        done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 2)
+        assert done[0] == [b"a"]
+        assert done[2] == [b"c"]
+        assert await asyncio.wait_for(one("d"), 2) == [b"d"]
+    names = [name for name, _ in log]
+    assert names[0] == "a"
+    assert names[-2:] == ["c", "d"]
+    at = [turn for _, turn in log]
+    assert len(set(at)) == len(at)  # never two pieces in one loop turn
