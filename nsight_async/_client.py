@@ -55,7 +55,7 @@ from ._redact import Secret, install_log_filter, redact, scrub_exception
 from ._shapes import parser_for
 from ._stream import last_records, past_skipped
 from ._transport import USER_AGENT, Transport
-from ._turns import Turns, pieces
+from ._turns import LONG, Turns, pieces
 from ._vocab import DeviceKind
 
 logger = logging.getLogger("nsight_async")
@@ -276,11 +276,14 @@ class NsightClient:
             # arrived, so the last ones go out after the response is closed and its
             # governor slot is free. A consumer that makes calls inside the loop (nested
             # listings) then never waits on a slot its own stream holds, for any body
-            # that fits in one chunk; longer bodies still stream. Read bodies are parsed
-            # a piece per loop turn across the client's streams (`_turns`); a write's
-            # answer at once, as it comes: the sooner its outcome is journaled, the
-            # narrower the window in which an interruption leaves it unknown.
+            # that fits in one chunk; longer bodies still stream. A read body is parsed
+            # a piece per loop turn across the client's streams (`_turns`) past its
+            # first LONG bytes, or from the start while calls wait for a slot; else,
+            # and always for a write, at once: the sooner a write's outcome is
+            # journaled, the narrower the window in which an interruption leaves it
+            # unknown.
             held: list[Any] = []
+            received = 0
             try:
                 async with self._transport.open(service, params, write=write) as response:
                     async for chunk in response.chunks():
@@ -288,8 +291,9 @@ class NsightClient:
                             yield record
                             yielded, last = yielded + 1, record
                         held = []
-                        for piece in pieces(chunk):
-                            if write:
+                        for piece in pieces(chunk, received):
+                            received += len(piece)
+                            if write or (received <= LONG and not self.governor.waiting):
                                 records = parser.feed(piece)
                             else:
                                 records = await self._turns.parse(parser, piece)

@@ -58,6 +58,7 @@ class Governor:
         self._penalty = 1.0
         self.calls_started = 0
         self.in_flight = 0
+        self.waiting = 0  # calls waiting for an in-flight slot (woken ones until they run)
 
     @property
     def interval(self) -> float:
@@ -66,7 +67,11 @@ class Governor:
 
     async def acquire(self, what: str | Callable[[], str] = "call") -> None:
         """Wait for an in-flight slot, then for this call's turn under the rate limit."""
-        await self._slots.acquire()
+        self.waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
         try:
             now = self._clock()
             slot = max(now, self._next)

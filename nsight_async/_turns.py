@@ -1,4 +1,4 @@
-"""Read bodies are parsed a piece at a time, one piece per loop turn across a client's streams.
+"""Long bodies, and any read body while calls wait for a slot, are parsed a piece per loop turn.
 
 A listing of a few hundred devices arrives in one 64–256 KiB read and takes
 milliseconds to parse. Parsed in one go, it holds up every answer that arrives
@@ -12,24 +12,28 @@ it): parsing whole chunks took the run from 1.07 to 1.15 times its ideal,
 listings arrive together, so each turn parsed eight pieces), one piece per
 turn across all streams 1.09.
 
-Short answers too. At 100 in flight, a loop turn's read brings in ten or
-twenty answers together, and parsed in the same turn they delay the calls
-that follow them: the last one's next call waits for all the others'
-parsing. Now a connection is free the moment its answer is in (``_h1``), a
-worker waits with its call ready (``Fleet``'s spare workers), and the answers
-are parsed one per turn, so between two of them the loop reads the network
-and those calls go out. In the latency-bound audit against pre-rendered
-answers (one server, client versions alternated, four rounds) this took the
-ratio from 1.10–1.13 to 1.08–1.09. Each part alone gained 0.01 at most. A
-parsing budget per turn instead of one piece kept less of the gain: none of
-it at 0.5 ms, 0.027 of 0.035 at 0.1 ms.
-The cost is a loop turn per answer: a one-record call at 50 in flight, no
-latency, takes 0.11 ms of client CPU instead of 0.08
-(``python -m benchmarks.profile_client``), nothing a server that allows
-calls by the minute would notice. A write's answer is parsed at once, as it
-comes (see ``NsightClient._run``).
+Short answers too, while calls wait for a slot. At 100 in flight, a loop
+turn's read brings in ten or twenty answers together, and parsed in the same
+turn they delay the calls that follow them: the last one's next call waits
+for all the others' parsing. Now a connection is free the moment its answer
+is in (``_h1``), a worker waits with its call ready (``Fleet``'s spare
+workers), and the answers are parsed one per turn, so between two of them
+the loop reads the network and those calls go out. In the latency-bound
+audit against pre-rendered answers (one server, client versions alternated,
+four rounds) this took the ratio from 1.10–1.13 to 1.08–1.09. Each part
+alone gained 0.01 at most. A parsing budget per turn instead of one piece
+kept less of the gain: none of it at 0.5 ms, 0.027 of 0.035 at 0.1 ms.
 
-A chunk longer than ``PIECE`` is cut into ``PIECE``-byte pieces. In the
+A turn per answer costs a loop turn: a one-record call at 50 in flight with
+no latency took 0.11 ms of client CPU instead of 0.08
+(``python -m benchmarks.profile_client``). It buys nothing when no call
+waits for a slot (no call can go out sooner), so a short body is then parsed
+at once, as it comes, and that call costs what it did (0.072–0.090 ms
+against 0.072–0.100 before, three runs each, alternated); the audit kept its
+gain (1.088–1.089 against 1.075–1.084 with a turn per answer always, same
+rounds). A write's answer is always parsed at once (see ``NsightClient._run``).
+
+Past its first ``LONG`` bytes a chunk is cut into ``PIECE``-byte pieces. In the
 latency-bound audit against pre-rendered answers, 8, 16 and 32 KiB pieces
 did equally well (medians of three interleaved rounds: 1.11–1.14× at 40
 clients, 1.13–1.15× at 2). A record cut by a piece's end waits for the next
@@ -47,19 +51,21 @@ from typing import Any
 
 from ._parser import StreamParser
 
+#: A body is parsed as it comes up to this many bytes unless calls wait for a slot.
+LONG = 16 * 1024
 #: The size of those pieces: some seventy listed devices, under a millisecond to parse.
 PIECE = 32 * 1024
 
 
-def pieces(chunk: bytes) -> Iterable[bytes]:
-    """Cut ``chunk`` into pieces of at most ``PIECE`` bytes."""
-    if len(chunk) <= PIECE:
+def pieces(chunk: bytes, received: int) -> Iterable[bytes]:
+    """Cut ``chunk`` into ``PIECE``-byte pieces if the body (``received`` so far) gets long."""
+    if received + len(chunk) <= LONG or len(chunk) <= PIECE:
         return (chunk,)
     return (chunk[i : i + PIECE] for i in range(0, len(chunk), PIECE))
 
 
 class Turns:
-    """One piece parsed per loop turn, across one client's streams.
+    """One piece parsed per loop turn, across one client's streams (for pieces sent here).
 
     The first piece of a loop turn is parsed at once; later ones queue, and
     each turn's end (a callback one loop turn later) hands the turn to the

@@ -160,6 +160,27 @@ async def test_max_at_once_caps_in_flight() -> None:
     assert governor.calls_started == 12
 
 
+async def test_waiting_counts_the_calls_held_back_by_max_at_once() -> None:
+    """``waiting`` counts callers waiting for an in-flight slot, cancelled ones not at all."""
+    governor = Governor(Limits(max_at_once=2, max_per_minute=None))
+    await governor.acquire()
+    await governor.acquire()
+    waiters = [asyncio.ensure_future(governor.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert governor.waiting == 3
+    waiters[2].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiters[2]
+    assert governor.waiting == 2
+    governor.release()
+    assert governor.waiting == 2  # woken, not yet run: its call has not gone out
+    await waiters[0]
+    assert governor.waiting == 1
+    governor.release()
+    await waiters[1]
+    assert (governor.waiting, governor.in_flight) == (0, 2)
+
+
 async def test_cancelled_waiter_gives_its_slot_back() -> None:
     """A caller cancelled while waiting for its turn releases its in-flight slot."""
     vt = VirtualTime()

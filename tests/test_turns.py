@@ -1,17 +1,18 @@
-"""Bodies are parsed a piece per loop turn, across all of a client's streams.
+"""Long bodies, and short ones while calls wait for a slot, are parsed a piece per loop
+turn, across all of a client's streams.
 
 Turns are counted by a ticker task that adds one per loop turn: while a long
 body arriving in one chunk is parsed, other tasks must get a turn between its
 pieces (before, the whole chunk was parsed in one step and the ticker stood
-still), and bodies read at once, long or short, must take turns with each
-other. Records are checked against the whole body parsed in one go.
+still), and bodies read at once must take turns with each other. Records
+are checked against the whole body parsed in one go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 
 from nsight_async import NsightClient, NsightError, ParseError, RetryPolicy, parser_for
 from nsight_async._parser import StreamParser
-from nsight_async._turns import PIECE, Turns, pieces
+from nsight_async._turns import LONG, PIECE, Turns, pieces
 from nsight_async.testing import SIMULATOR_API_KEY, SimulatedFleet, Simulator
 
 URL = "http://127.0.0.1:9/api/"
@@ -53,7 +54,7 @@ def sim() -> Simulator:
 @pytest.fixture(scope="module")
 def bodies(sim: Simulator) -> dict[int, bytes]:
     found = {c.client_id: _listing(sim, c.client_id) for c in sim.fleet.clients}
-    assert all(len(body) > 4 * PIECE for body in found.values())  # long enough to matter
+    assert all(len(body) > 8 * LONG for body in found.values())  # long enough to matter
     return found
 
 
@@ -125,8 +126,8 @@ def _whole(body: bytes) -> list[Any]:
 
 
 def _turns_needed(body: bytes) -> int:
-    """The pieces parsed in turns: every piece of the body."""
-    return -(-len(body) // PIECE)
+    """The pieces parsed in turns: those past the first LONG bytes."""
+    return (len(body) - LONG) // PIECE
 
 
 async def _read(client: NsightClient, client_id: int) -> list[Any]:
@@ -171,18 +172,17 @@ class _Together(httpx.AsyncByteStream):
         yield self.body
 
 
-async def test_short_answers_that_come_in_together_are_parsed_a_turn_apart(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("calls_wait", [True, False], ids=["calls wait", "no call waits"])
+async def test_short_answers_that_come_in_together_are_parsed_a_turn_apart_while_calls_wait(
+    monkeypatch: pytest.MonkeyPatch, calls_wait: bool
 ) -> None:
-    """Twenty one-piece answers arriving in the same loop turn are parsed one per turn.
-
-    So the loop reads the network, and sends the calls waiting for a slot,
-    between any two of them, not only after all twenty.
-    """
+    """Ten one-piece answers arriving in the same loop turn, while ten more calls wait for
+    a slot, are parsed one per turn: between two of them the loop reads the network and
+    sends a waiting call. With no call waiting they are parsed at once, as they come."""
     sessions = (SAMPLES / "list_mob_sessions.xml").read_bytes()
     expected = [*parser_for("list_mob_sessions", {}).feed(sessions)]
     gate = asyncio.Event()
-    waiting = 0
+    asked = 0
     parsed_in_turn: list[int] = []
     feed = StreamParser.feed
 
@@ -191,9 +191,9 @@ async def test_short_answers_that_come_in_together_are_parsed_a_turn_apart(
         return feed(self, data)
 
     def answer(request: httpx.Request) -> httpx.Response:
-        nonlocal waiting
-        waiting += 1
-        if waiting == 20:
+        nonlocal asked
+        asked += 1
+        if asked == 10:
             asyncio.get_running_loop().call_soon(gate.set)
         return httpx.Response(200, stream=_Together(sessions, gate))
 
@@ -201,7 +201,7 @@ async def test_short_answers_that_come_in_together_are_parsed_a_turn_apart(
     async with (
         httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http,
         NsightClient(
-            URL, "k-0123456789", http_client=http, max_per_minute=None, max_at_once=20
+            URL, "k-0123456789", http_client=http, max_per_minute=None, max_at_once=10
         ) as c,
     ):
         with _Ticker() as ticker:
@@ -209,10 +209,12 @@ async def test_short_answers_that_come_in_together_are_parsed_a_turn_apart(
             async def read(device_id: int) -> list[Any]:
                 return [s async for s in c.list_mob_sessions(device_id)]
 
-            results = await asyncio.wait_for(asyncio.gather(*(read(d) for d in range(1, 21))), 10)
-    assert results == [expected] * 20
-    assert len(parsed_in_turn) == 20
-    assert len(set(parsed_in_turn)) == 20, parsed_in_turn
+            calls = 20 if calls_wait else 10
+            reads = asyncio.gather(*(read(d) for d in range(1, calls + 1)))
+            results = await asyncio.wait_for(reads, 10)
+    assert results == [expected] * calls
+    first_ten = parsed_in_turn[:10]
+    assert len(set(first_ten)) == (10 if calls_wait else 1), first_ten
 
 
 async def test_calls_inside_a_long_one_chunk_listing_finish_with_a_single_slot(
@@ -239,13 +241,21 @@ async def test_calls_inside_a_long_one_chunk_listing_finish_with_a_single_slot(
     assert count == len(_whole(body))
 
 
-@pytest.mark.parametrize("size", [0, 100, PIECE, PIECE + 1, 3 * PIECE + 5, 40 * PIECE])
-def test_pieces_keep_every_byte_in_order(size: int) -> None:
-    """Chunks longer than PIECE are cut into pieces of at most PIECE bytes; others kept whole."""
+def _cuts() -> Iterator[tuple[int, int]]:
+    yield 100, 0  # a short body: as it is
+    yield LONG, 0  # exactly LONG: as it is
+    yield 3 * PIECE + 5, LONG  # past LONG: pieces
+    yield 40 * PIECE, 0  # a long first chunk: pieces
+    yield PIECE, LONG  # one piece's worth past LONG: as it is
+
+
+@pytest.mark.parametrize(("size", "received"), list(_cuts()))
+def test_pieces_keep_every_byte_in_order(size: int, received: int) -> None:
+    """Chunks are cut only once the body is long, into pieces of at most PIECE bytes."""
     chunk = bytes(range(256)) * (size // 256) + bytes(size % 256)
-    cut = list(pieces(chunk))
+    cut = list(pieces(chunk, received))
     assert b"".join(cut) == chunk
-    if size <= PIECE:
+    if received + size <= LONG or size <= PIECE:
         assert cut == [chunk]
     else:
         assert all(len(p) <= PIECE for p in cut)
