@@ -220,14 +220,18 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 
 class _H1Response:
-    """One request's response; its connection is given back the moment the whole of it is in.
+    """One request's response; its connection is given back once the whole of it is in.
 
     Until then the head and body are read from the connection. Once the last
     byte has arrived (``arrived``, called from the connection's callback) the
-    response keeps its head and body and the connection goes back to the pool,
-    its slot to the next request, and ``on_release`` is called: before this
-    response is even read, so a call waiting for a slot is sent while the
-    answers that came in are still being parsed.
+    response keeps its head and body, and a loop turn later the connection
+    goes back to the pool, its slot to the next request, and ``on_release`` is
+    called: before this response is even read, so a call waiting for a slot
+    is sent while the answers that came in are still being parsed. The loop
+    turn lets the loop read what came after the answer first: a server that
+    closes the connection right behind it (no ``Connection: close``) would
+    otherwise get the waiting call written onto a dying connection, a write
+    ending as outcome unknown.
     """
 
     def __init__(
@@ -257,15 +261,16 @@ class _H1Response:
             self.status, self.headers = self._conn.status, self._conn.headers
 
     def arrived(self) -> None:
-        """The whole response is in: keep it here and give the connection back now."""
+        """The whole response is in: keep it here, give the connection back a loop turn later."""
         conn = self._conn
+        conn.owner = None
         self.status, self.headers, self._body = conn.status, conn.headers, conn.body
         conn.body = collections.deque()
         conn.buffered = 0
         if conn.paused and conn.transport is not None:
             conn.paused = False
             conn.transport.resume_reading()
-        self._release()
+        asyncio.get_running_loop().call_soon(self._release)
 
     def _release(self) -> None:
         if not self._released:
@@ -358,7 +363,8 @@ class H1Backend:
             if response is None:
                 self._slots.release()
             elif not response._released:  # else its connection has moved on, whole
-                response._conn._fail(ConnectionAbortedError("the request was abandoned"))
+                if response._body is None:  # not all in: the rest would be misread
+                    response._conn._fail(ConnectionAbortedError("the request was abandoned"))
                 response._release()
             raise
 

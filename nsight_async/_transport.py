@@ -43,6 +43,7 @@ class Transport:
         self.governor = governor
         self._reads = reads
         self._writes = writes
+        self._unread = 0  # answers all in and off their slot, not yet closed by their reader
 
     def display_url(self, service: str, params: Mapping[str, str]) -> str:
         """The request URL with the key masked, for logs and messages."""
@@ -62,7 +63,10 @@ class Transport:
         """Send ``service`` with ``params``; yield the open 200 response.
 
         The call's in-flight slot is freed as soon as the whole response has
-        arrived (the default backend says when), else when it is closed.
+        arrived (the default backend says when), else when it is closed. At
+        most ``max_at_once`` answers are off their slot and not yet closed: past
+        that, an answer keeps its slot until its reader is done, so the bodies
+        held in memory stay bounded by ``max_at_once`` however many callers wait.
 
         Raises:
             TransportError: the network failed (``certainly_not_sent`` says whether
@@ -74,17 +78,18 @@ class Transport:
         query = {"apikey": self._key.reveal(), "service": service, **params}
         backend = self._writes if write else self._reads
         await self.governor.acquire(lambda: self.display_url(service, params))
-        held = True
+        held, unread = True, False
 
-        def release() -> None:  # once: when the response is all in (backend's call) or closed
-            nonlocal held
-            if held:
-                held = False
+        def arrived() -> None:  # the backend's call: the whole response is in
+            nonlocal held, unread
+            if held and self._unread < self.governor.limits.max_at_once:
+                held, unread = False, True
+                self._unread += 1
                 self.governor.release()
 
         try:
             response = await backend.send(
-                self.server.base_url, query, write=write, on_release=release
+                self.server.base_url, query, write=write, on_release=arrived
             )
             try:
                 if response.status != 200:
@@ -93,7 +98,10 @@ class Transport:
             finally:
                 await response.close()
         finally:
-            release()
+            if held:
+                self.governor.release()
+            if unread:
+                self._unread -= 1
 
 
 async def _raise_for_status(response: RawResponse, service: str) -> None:

@@ -18,9 +18,18 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from nsight_async import HttpStatusError, NsightClient, ParseError, RetryPolicy, TransportError, _h1
+from nsight_async import (
+    HttpStatusError,
+    NsightClient,
+    ParseError,
+    RetryPolicy,
+    TransportError,
+    _h1,
+    parser_for,
+)
 from nsight_async._h1 import H1Backend
 from nsight_async._inflate import PIECE
+from nsight_async._parser import StreamParser
 
 KEY = "k-h1-secret-0123456789"
 QUERY = {"apikey": KEY, "service": "list_clients"}
@@ -546,6 +555,7 @@ async def test_an_answer_still_arriving_keeps_its_connection_and_slot() -> None:
         assert released == []
         assert not waiting.done()
         body = b"".join([c async for c in first.chunks()])
+        await asyncio.sleep(0)  # given back a loop turn after the last byte
         assert released == ["1"]
         assert await asyncio.wait_for(waiting, 2) == b"<next/>"
         await first.close()
@@ -603,3 +613,95 @@ async def test_the_governor_slot_is_free_once_the_answer_is_in() -> None:
             assert client.governor.in_flight == 0
             assert b"".join([c async for c in response.chunks()]).startswith(b"<result")
         assert client.governor.in_flight == 0
+
+
+_RETRY_OK = (
+    b'<?xml version="1.0"?><result created="2024-03-18T09:25:09-06:00" status="OK">'
+    b"<msg>Retrying patches: 1 Patches already applied: </msg></result>"
+)
+_SITES = (
+    b'<?xml version="1.0"?><result created="2024-03-18T09:25:09-06:00" status="OK">'
+    b"<items><site><siteid>7</siteid></site></items></result>"
+)
+
+
+def _then_close(body: bytes) -> Action:
+    """A kept-alive 200 (no ``Connection: close``), then the server closes the connection."""
+    return raw(
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body), then_close=True
+    )
+
+
+async def test_a_waiting_write_is_not_sent_on_a_connection_the_server_just_closed() -> None:
+    """Two writes, one slot; the server closes the connection right behind the first answer.
+    The waiting write goes out on a fresh connection, not onto the dying one (where it
+    would end as outcome unknown). From helper-18's review."""
+    async with (
+        serving(Script(_then_close(_RETRY_OK), _then_close(_RETRY_OK))) as script,
+        NsightClient(script.url, KEY, max_at_once=1, max_per_minute=None) as client,
+    ):
+        results = await asyncio.gather(
+            client.patch_retry(1, [1]), client.patch_retry(2, [1]), return_exceptions=True
+        )
+    assert [r.retrying for r in results] == [(1,), (1,)]  # type: ignore[union-attr]
+    assert script.connections == 2
+
+
+async def test_a_waiting_read_is_not_sent_on_a_connection_the_server_just_closed() -> None:
+    """The same with reads: each costs one request, not a broken one and a retry."""
+    async with (
+        serving(Script(*[_then_close(_SITES)] * 4)) as script,
+        NsightClient(script.url, KEY, max_at_once=1, max_per_minute=None) as client,
+    ):
+
+        async def read(client_id: int) -> list[object]:
+            return [s async for s in client.list_sites(client_id)]
+
+        sites = await asyncio.gather(*(read(i) for i in range(1, 5)))
+        assert sites == [[_site_7(client_id)] for client_id in range(1, 5)]
+        assert client.calls_started == 4
+
+
+def _site_7(client_id: int) -> object:
+    return next(iter(parser_for("list_sites", {"clientid": str(client_id)}).feed(_SITES)))
+
+
+async def test_answers_held_unread_stay_bounded_by_max_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """100 gathered reads of a 180 KB listing, ``max_at_once=4``: the bytes received but
+    not yet parsed stay within a few answers, not one per caller (helper-18 measured
+    18 MB before the bound, 0.7 MB before answers left their slot early)."""
+    body = (
+        b'<?xml version="1.0"?><result created="2024-03-18T09:25:09-06:00" status="OK"><items>'
+        + b"".join(
+            b"<site><siteid>%d</siteid><name>site %d</name></site>" % (i, i) for i in range(3000)
+        )
+        + b"</items></result>"
+    )
+    received = parsed = peak = 0
+    feed, on_body = StreamParser.feed, _h1._Connection.on_body
+
+    def counted_feed(self: StreamParser[object], data: bytes) -> list[object]:
+        nonlocal parsed
+        parsed += len(data)
+        return feed(self, data)
+
+    def counted_body(self: _h1._Connection, data: bytes) -> None:
+        nonlocal received, peak
+        received += len(data)
+        peak = max(peak, received - parsed)
+        on_body(self, data)
+
+    monkeypatch.setattr(StreamParser, "feed", counted_feed)
+    monkeypatch.setattr(_h1._Connection, "on_body", counted_body)
+    async with (
+        serving(Script(*[answer(body)] * 100)) as script,
+        NsightClient(script.url, KEY, max_at_once=4, max_per_minute=None) as client,
+    ):
+
+        async def read(client_id: int) -> int:
+            return sum([1 async for _ in client.list_sites(client_id)])
+
+        assert await asyncio.gather(*(read(i) for i in range(1, 101))) == [3000] * 100
+    assert peak < 10 * len(body), f"{peak / 1e6:.1f} MB received but not parsed"
