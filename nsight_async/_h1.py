@@ -9,7 +9,7 @@ client's CPU per request at 50 in flight fell from 0.31–0.37 ms to
 the aiohttp version). The API needs only a small part of HTTP: a GET with a
 query, kept-alive connections, bodies framed by Content-Length, chunks or the
 end of the connection, gzip or deflate, and TLS.
-Response framing is `httptools`' parser (llhttp, as in uvicorn); nothing here
+Response framing is `httptools`' parser (llhttp, as in uvicorn, in ``_h1conn``); nothing here
 parses HTTP by hand.
 
 What it deliberately does not do: follow redirects (they would carry the key
@@ -25,17 +25,12 @@ import asyncio
 import collections
 import ssl
 from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import cast
 from urllib.parse import urlsplit
 
-import httptools
-
 from ._backends import RawResponse, encode_query, network_error
-from ._errors import TransportError
+from ._h1conn import Connection
 from ._inflate import Inflater
-from ._redact import redact
 
-_PAUSE_AT = 1 << 18  # bytes of body read but not yet taken before reading pauses
 _KEEP_IDLE = 15.0  # seconds an idle connection is kept; servers close theirs at about 30+
 
 
@@ -55,168 +50,7 @@ class _Origin:
             f" HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\n"
             "Accept: */*\r\nAccept-Encoding: gzip, deflate\r\n\r\n"
         ).encode("ascii")
-        self.idle: list[_Connection] = []
-
-
-class _OutOfStep(Exception):
-    """The server sent something no request asked for, or framing this client cannot read."""
-
-
-class _Connection(asyncio.Protocol):
-    """One connection: parses responses into a status, headers and queued body chunks."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.closed = False
-        self.idle_since = 0.0
-        self.owner: _H1Response | None = None  # the request whose response is arriving
-        self._reset()
-
-    def _reset(self) -> None:
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.head_done = False
-        self.keep_alive = False
-        self.done = False
-        self.until_close = False  # the body ends when the connection does
-        self.expecting = False  # a request was written and its final response has not ended
-        self.error: BaseException | None = None
-        self.body: collections.deque[bytes] = collections.deque()
-        self.buffered = 0
-        self.paused = False
-        self.waiter: asyncio.Future[None] | None = None
-
-    # -- asyncio.Protocol ---------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # not an isinstance check: uvloop's transports do not derive from asyncio's
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(exc)
-        if self.buffered > _PAUSE_AT and not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        closed_here = self.closed  # our own close() ends no body
-        self.closed = True
-        if (
-            self.head_done
-            and self.until_close
-            and not self.done
-            and exc is None
-            and not closed_here
-        ):
-            self.on_message_complete()
-        elif not self.done:
-            self._fail(exc or ConnectionResetError("the server closed the connection"))
-
-    # -- httptools callbacks ------------------------------------------------
-    def on_message_begin(self) -> None:
-        if not self.expecting:  # bytes after the response, or while idle: the stream is out of step
-            raise _OutOfStep("the server sent a response no request asked for")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-
-    def on_headers_complete(self) -> None:
-        status = self.parser.get_status_code()
-        if 100 <= status < 200:  # an interim response (100 Continue, 103 Early Hints): skipped
-            self.headers.clear()
-            return
-        self.status = status
-        headers = self.headers
-        coding = headers.get("transfer-encoding")
-        if coding is not None and coding.strip().lower() != "chunked":
-            raise _OutOfStep(f"unsupported Transfer-Encoding {coding[:40]!r}")
-        self.until_close = (
-            "content-length" not in headers
-            and "transfer-encoding" not in headers
-            and status not in (204, 304)
-        )
-        self.keep_alive = self.parser.should_keep_alive()  # only valid until the message ends
-        self.head_done = True
-        self._wake()
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-        self.buffered += len(body)
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if not self.head_done:  # the end of an interim response
-            return
-        self.done = True
-        self.expecting = False
-        self._wake()
-        owner = self.owner
-        if owner is not None:
-            owner.arrived()
-
-    # -- the request side ---------------------------------------------------
-    def _fail(self, exc: BaseException) -> None:
-        if self.error is None and not self.done:
-            self.error = exc
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()  # no TLS close_notify exchange, no flush: the socket goes now
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def reusable(self) -> bool:
-        return self.done and self.keep_alive and not self.closed and not self.body
-
-    async def next_change(self, service: str, seconds: float) -> None:
-        """Wait for the head, body, end or an error; a TransportError if it broke or timed out."""
-        if self.error is not None:
-            raise _broken(service, self.error)
-        loop = asyncio.get_running_loop()
-        self.waiter = waiter = loop.create_future()
-        timer = loop.call_later(seconds, _expire, waiter)
-        try:
-            await waiter
-        except TimeoutError as exc:
-            self._fail(exc)
-            raise network_error(service, exc, sent=True, timeout=True) from None
-        finally:
-            timer.cancel()
-            if self.waiter is waiter:  # not the next request's, if the connection moved on
-                self.waiter = None
-
-    def take(self) -> bytes:
-        chunk = self.body.popleft()
-        self.buffered -= len(chunk)
-        if self.paused and self.buffered < _PAUSE_AT // 2 and self.transport is not None:
-            self.paused = False
-            self.transport.resume_reading()
-        return chunk
-
-
-def _broken(service: str, exc: BaseException) -> TransportError:
-    """The error for a connection that broke or answered nonsense after the request was sent."""
-    if isinstance(exc, httptools.HttpParserError) and isinstance(exc.__context__, _OutOfStep):
-        exc = exc.__context__
-    if isinstance(exc, (httptools.HttpParserError, _OutOfStep)):
-        return TransportError(
-            f"{service}: the server answered something that is not HTTP/1.1 "
-            f"({type(exc).__name__}: {redact(str(exc))[:200]})",
-            service=service,
-            certainly_not_sent=False,
-        )
-    return network_error(service, exc, sent=True)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError("no data from the server within the read timeout"))
+        self.idle: list[Connection] = []
 
 
 class _H1Response:
@@ -238,7 +72,7 @@ class _H1Response:
         self,
         backend: H1Backend,
         origin: _Origin,
-        conn: _Connection,
+        conn: Connection,
         service: str,
         on_release: Callable[[], None] | None,
     ) -> None:
@@ -328,7 +162,7 @@ class H1Backend:
         self._slots: asyncio.Semaphore | None = None
         self._ssl = ssl_context
         self._origins: dict[str, _Origin] = {}
-        self._open: set[_Connection] = set()
+        self._open: set[Connection] = set()
         self._closed = False
 
     async def send(
@@ -368,7 +202,7 @@ class H1Backend:
                 response._release()
             raise
 
-    def _idle(self, origin: _Origin) -> _Connection | None:
+    def _idle(self, origin: _Origin) -> Connection | None:
         idle = origin.idle
         now = asyncio.get_running_loop().time()
         while idle:
@@ -380,7 +214,7 @@ class H1Backend:
             self._discard(conn)
         return None
 
-    async def _connect(self, origin: _Origin, service: str) -> _Connection:
+    async def _connect(self, origin: _Origin, service: str) -> Connection:
         loop = asyncio.get_running_loop()
         context = None
         if origin.tls:
@@ -388,7 +222,7 @@ class H1Backend:
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, conn = await loop.create_connection(
-                    _Connection, origin.host, origin.port, ssl=context,
+                    Connection, origin.host, origin.port, ssl=context,
                     server_hostname=origin.host if context else None,
                 )  # fmt: skip
         except TimeoutError as exc:
@@ -400,7 +234,7 @@ class H1Backend:
             return conn
         raise error  # outside the except: no chained exception
 
-    def release(self, origin: _Origin, conn: _Connection) -> None:
+    def release(self, origin: _Origin, conn: Connection) -> None:
         """Give a connection back: kept if its response was read to the end, else closed."""
         if conn.reusable() and not self._closed:
             conn.idle_since = asyncio.get_running_loop().time()
@@ -410,7 +244,7 @@ class H1Backend:
         if self._slots is not None:
             self._slots.release()
 
-    def _discard(self, conn: _Connection) -> None:
+    def _discard(self, conn: Connection) -> None:
         self._open.discard(conn)
         conn._fail(ConnectionAbortedError("the connection was closed by this client"))
 

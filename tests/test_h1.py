@@ -25,6 +25,7 @@ from nsight_async import (
     RetryPolicy,
     TransportError,
     _h1,
+    _h1conn,
     parser_for,
 )
 from nsight_async._h1 import H1Backend
@@ -340,7 +341,7 @@ async def test_a_slow_reader_pauses_the_socket() -> None:
         await response.close()
         await b.aclose()
     assert total == len(big)
-    assert most < 2 * _h1._PAUSE_AT
+    assert most < 2 * _h1conn.PAUSE_AT
 
 
 async def test_cancelled_requests_give_their_connection_slot_back() -> None:
@@ -680,21 +681,21 @@ async def test_answers_held_unread_stay_bounded_by_max_at_once(
         + b"</items></result>"
     )
     received = parsed = peak = 0
-    feed, on_body = StreamParser.feed, _h1._Connection.on_body
+    feed, on_body = StreamParser.feed, _h1conn.Connection.on_body
 
     def counted_feed(self: StreamParser[object], data: bytes) -> list[object]:
         nonlocal parsed
         parsed += len(data)
         return feed(self, data)
 
-    def counted_body(self: _h1._Connection, data: bytes) -> None:
+    def counted_body(self: _h1conn.Connection, data: bytes) -> None:
         nonlocal received, peak
         received += len(data)
         peak = max(peak, received - parsed)
         on_body(self, data)
 
     monkeypatch.setattr(StreamParser, "feed", counted_feed)
-    monkeypatch.setattr(_h1._Connection, "on_body", counted_body)
+    monkeypatch.setattr(_h1conn.Connection, "on_body", counted_body)
     async with (
         serving(Script(*[answer(body)] * 100)) as script,
         NsightClient(script.url, KEY, max_at_once=4, max_per_minute=None) as client,
