@@ -55,7 +55,7 @@ from ._redact import Secret, install_log_filter, redact, scrub_exception
 from ._shapes import parser_for
 from ._stream import last_records, past_skipped
 from ._transport import USER_AGENT, Transport
-from ._turns import LONG, Turns, pieces
+from ._turns import Turns, pieces, waits_for_turn
 from ._vocab import DeviceKind
 
 logger = logging.getLogger("nsight_async")
@@ -276,10 +276,9 @@ class NsightClient:
             # arrived, so the last ones go out after the response is closed and its
             # governor slot is free. A consumer that makes calls inside the loop (nested
             # listings) then never waits on a slot its own stream holds, for any body
-            # that fits in one chunk; longer bodies still stream. A read body is parsed
-            # a piece per loop turn across the client's streams (`_turns`) past its
-            # first LONG bytes, or from the start while calls wait for a slot; else,
-            # and always for a write, at once: the sooner a write's outcome is
+            # that fits in one chunk; longer bodies still stream. A read body's pieces
+            # are parsed in turns across the client's streams when `waits_for_turn`
+            # says so; a write's answer always at once: the sooner its outcome is
             # journaled, the narrower the window in which an interruption leaves it
             # unknown.
             held: list[Any] = []
@@ -293,7 +292,7 @@ class NsightClient:
                         held = []
                         for piece in pieces(chunk, received):
                             received += len(piece)
-                            if write or (received <= LONG and not self.governor.waiting):
+                            if write or not waits_for_turn(received, self.governor.waiting):
                                 records = parser.feed(piece)
                             else:
                                 records = await self._turns.parse(parser, piece)

@@ -9,8 +9,9 @@ first-come first-served without a lock.
 
 A call is in flight from its turn until its whole answer has arrived (the
 default backend says when) or it is closed; reading its records does not
-hold a slot, unless ``max_at_once`` answers already wait to be read
-(``Transport.open``). ``waiting`` counts the calls held back by
+hold a slot, unless ``max_at_once`` answers already wait to be read, which
+keeps the bodies held in memory bounded however many callers wait
+(:meth:`Governor.arrived`). ``waiting`` counts the calls held back by
 ``max_at_once``; the client parses answers a piece per loop turn while there
 are any, so the loop sends them between two answers (``_turns``).
 
@@ -62,6 +63,7 @@ class Governor:
         self.calls_started = 0
         self.in_flight = 0
         self.waiting = 0  # calls waiting for an in-flight slot (woken ones until they run)
+        self.unread = 0  # calls off their slot whose answers are in and not yet read
 
     @property
     def interval(self) -> float:
@@ -95,6 +97,21 @@ class Governor:
         """Give back the in-flight slot taken by :meth:`acquire`."""
         self.in_flight -= 1
         self._slots.release()
+
+    def arrived(self) -> bool:
+        """A call's whole answer is in, not yet read: free its slot now, unless
+        ``max_at_once`` answers already wait to be read (it then keeps the slot
+        until :meth:`release`). Whether it was freed: if so, end the call with
+        :meth:`read`, not :meth:`release`."""
+        if self.unread >= self.limits.max_at_once:
+            return False
+        self.unread += 1
+        self.release()
+        return True
+
+    def read(self) -> None:
+        """A call whose slot :meth:`arrived` freed has been read (or dropped)."""
+        self.unread -= 1
 
     def succeeded(self) -> None:
         """Note a successful call: a stretched interval recovers a step."""

@@ -43,7 +43,6 @@ class Transport:
         self.governor = governor
         self._reads = reads
         self._writes = writes
-        self._unread = 0  # answers all in and off their slot, not yet closed by their reader
 
     def display_url(self, service: str, params: Mapping[str, str]) -> str:
         """The request URL with the key masked, for logs and messages."""
@@ -63,10 +62,8 @@ class Transport:
         """Send ``service`` with ``params``; yield the open 200 response.
 
         The call's in-flight slot is freed as soon as the whole response has
-        arrived (the default backend says when), else when it is closed. At
-        most ``max_at_once`` answers are off their slot and not yet closed: past
-        that, an answer keeps its slot until its reader is done, so the bodies
-        held in memory stay bounded by ``max_at_once`` however many callers wait.
+        arrived (the default backend says when; bounded by
+        :meth:`Governor.arrived`), else when it is closed.
 
         Raises:
             TransportError: the network failed (``certainly_not_sent`` says whether
@@ -78,18 +75,15 @@ class Transport:
         query = {"apikey": self._key.reveal(), "service": service, **params}
         backend = self._writes if write else self._reads
         await self.governor.acquire(lambda: self.display_url(service, params))
-        held, unread = True, False
+        early = False  # the slot was freed when the whole response was in
 
-        def arrived() -> None:  # the backend's call: the whole response is in
-            nonlocal held, unread
-            if held and self._unread < self.governor.limits.max_at_once:
-                held, unread = False, True
-                self._unread += 1
-                self.governor.release()
+        def off_connection() -> None:  # the backend calls it at most once
+            nonlocal early
+            early = self.governor.arrived()
 
         try:
             response = await backend.send(
-                self.server.base_url, query, write=write, on_release=arrived
+                self.server.base_url, query, write=write, on_release=off_connection
             )
             try:
                 if response.status != 200:
@@ -98,10 +92,10 @@ class Transport:
             finally:
                 await response.close()
         finally:
-            if held:
+            if early:
+                self.governor.read()
+            else:
                 self.governor.release()
-            if unread:
-                self._unread -= 1
 
 
 async def _raise_for_status(response: RawResponse, service: str) -> None:

@@ -12,15 +12,17 @@ it): parsing whole chunks took the run from 1.07 to 1.15 times its ideal,
 listings arrive together, so each turn parsed eight pieces), one piece per
 turn across all streams 1.09.
 
-Short answers too, while calls wait for a slot. At 100 in flight, a loop
-turn's read brings in ten or twenty answers together, and parsed in the same
-turn they delay the calls that follow them: the last one's next call waits
+Short answers too, while calls wait for a slot. At 100 in flight and 50 ms
+about 1,800 answers come in a second, so a loop turn of a few milliseconds
+reads several together, and parsed in the same turn they delay the calls
+that follow them: the last one's next call waits
 for all the others' parsing. Now a connection is free the moment its answer
 is in (``_h1``), a worker waits with its call ready (``Fleet``'s spare
 workers), and the answers are parsed one per turn, so between two of them
 the loop reads the network and those calls go out. In the latency-bound
 audit against pre-rendered answers (one server, client versions alternated,
-four rounds) this took the ratio from 1.10–1.13 to 1.08–1.09. Each part
+four rounds: the scratch forerunner of ``python -m benchmarks.ab --server
+pre``) this took the ratio from 1.10–1.13 to 1.08–1.09. Each part
 alone gained 0.01 at most. A parsing budget per turn instead of one piece
 kept less of the gain: none of it at 0.5 ms, 0.027 of 0.035 at 0.1 ms.
 
@@ -55,6 +57,16 @@ from ._parser import StreamParser
 LONG = 16 * 1024
 #: The size of those pieces: some seventy listed devices, under a millisecond to parse.
 PIECE = 32 * 1024
+
+
+def waits_for_turn(received: int, calls_waiting: int) -> bool:
+    """Whether a read body's piece ending at ``received`` bytes is parsed in a turn.
+
+    Past ``LONG`` bytes always; before, only while calls wait for a slot
+    (``calls_waiting``): a turn then lets them go out, else it costs a loop turn
+    for nothing. A write's answer never waits (see ``NsightClient._run``).
+    """
+    return received > LONG or calls_waiting > 0
 
 
 def pieces(chunk: bytes, received: int) -> Iterable[bytes]:

@@ -181,6 +181,28 @@ async def test_waiting_counts_the_calls_held_back_by_max_at_once() -> None:
     assert (governor.waiting, governor.in_flight) == (0, 2)
 
 
+async def test_answers_free_their_slot_early_up_to_max_at_once_unread() -> None:
+    """``arrived`` frees a slot before the answer is read, while fewer than
+    ``max_at_once`` answers wait unread; past that the call keeps its slot."""
+    governor = Governor(Limits(max_at_once=2, max_per_minute=None))
+    await governor.acquire()
+    await governor.acquire()
+    assert governor.arrived()
+    assert governor.arrived()
+    assert (governor.in_flight, governor.unread) == (0, 2)
+    await governor.acquire()
+    await governor.acquire()
+    assert not governor.arrived()  # two answers wait unread: this one keeps its slot
+    assert (governor.in_flight, governor.unread) == (2, 2)
+    governor.read()
+    assert governor.arrived()
+    governor.release()
+    governor.read()
+    governor.read()
+    assert (governor.in_flight, governor.unread) == (0, 0)
+    assert not governor._slots.locked()
+
+
 async def test_cancelled_waiter_gives_its_slot_back() -> None:
     """A caller cancelled while waiting for its turn releases its in-flight slot."""
     vt = VirtualTime()
