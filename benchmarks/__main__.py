@@ -112,7 +112,8 @@ def fleet_rows(r: dict[str, Any]) -> list[Row]:
         rows.append(
             ("fleet", "  the simulator's warm-up, not the target: each simulator's first audit, "
              f"median of {firsts} "
-             "(its lazy per-device draws and first-time code paths, on the same two cores)",
+             "(its lazy per-device draws, first renderings of the listings and first-time "
+             "code paths, on the same two cores)",
              f"{fresh['wall_s']:.2f}", f"ideal {fresh['ideal_s']:.2f}", f"{fresh['ratio']:.2f}×",
              "—", "—")
         )  # fmt: skip

@@ -137,9 +137,11 @@ def _latency_run(
     Each simulator answers one audit before the measured one (the median of
     those is reported as ``fresh_simulator``). A freshly started simulator is
     not yet a server with a fixed latency: during its first audit it draws
-    each device's lazy values and runs its code paths for the first time, on
-    the same two cores as the client. In scratch runs, with first audits
-    compared with first audits so that nothing else changed order: a
+    each device's lazy values, renders each device listing for the first time
+    (later audits are served the rendering it keeps: ``BodyCache``) and runs
+    its code paths for the first time, on the same two cores as the client.
+    In scratch runs, with first audits compared with first audits so that
+    nothing else changed order: a
     simulator that drew its lazy values before serving gave a median 1.165
     against 1.178 (six pairs), and one that had rendered every answer once
     in-process 1.152 against 1.179 (five), where a second audit over HTTP gave

@@ -43,7 +43,7 @@ from nsight_async.testing._faults import (
 from nsight_async.testing._fleet import SimulatedFleet
 from nsight_async.testing._history import SimPatch
 from nsight_async.testing._log import RequestLog, RequestLogEntry
-from nsight_async.testing._services import InvalidRequest, run_service
+from nsight_async.testing._services import BodyCache, InvalidRequest, run_service
 from nsight_async.testing._xml import chunked, created_stamp, escape, fail_document, open_result
 
 API_PATHS = frozenset({"/api", "/api/", "/api/default.php"})
@@ -120,7 +120,7 @@ class Simulator:
     _windows: dict[str, deque[float]]
     _patch_state: dict[int, dict[int, int]]
     _counter: int
-    _cache: dict[tuple[str, ...], bytes | None]
+    _cache: BodyCache
     _created: tuple[tuple[int, int, int], str]
     _head: tuple[str, str, str]
 
@@ -140,7 +140,7 @@ class Simulator:
         self.log = RequestLog()
         self._clock, self._sleep, self._wall_clock = clock, sleep, wall_clock
         self._windows, self._patch_state, self._counter = {}, {}, 0
-        self._cache = {}
+        self._cache = BodyCache()
         self._created = ((0, 0, 0), "")
         self._head = ("", "", "")
 
