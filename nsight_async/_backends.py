@@ -66,6 +66,10 @@ class Backend(Protocol):
         """Close what the backend owns."""
         ...
 
+    def reopen(self) -> None:
+        """Make a closed backend usable again, in the running event loop (none in flight)."""
+        ...
+
 
 def network_error(
     service: str, exc: BaseException, *, sent: bool, timeout: bool = False
@@ -179,3 +183,6 @@ class HttpxBackend:
     async def aclose(self) -> None:
         if self._owned:
             await self._client.aclose()
+
+    def reopen(self) -> None:
+        pass  # an http_client passed in follows its owner's rules (httpx's pool is per loop)

@@ -72,6 +72,11 @@ class NsightClient:
             async for session in client.list_mob_sessions(device_id):
                 ...
 
+    Its connections belong to the event loop its calls are made in. Closed
+    there (``async with``, :meth:`aclose`), it can be used again in another
+    loop (a later ``asyncio.run()``); still open, it raises
+    :class:`ConfigurationError` there.
+
     Args:
         server: a region name (``"uk"``, ``"us"``, ``"americas"``, ``"europe"``, …)
             or an ``https://`` URL (plain ``http://`` only for loopback hosts);

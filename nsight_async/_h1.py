@@ -202,6 +202,12 @@ class H1Backend:
                 response._release()
             raise
 
+    def reopen(self) -> None:
+        """After :meth:`aclose`: a new pool, and a new semaphore for the running loop."""
+        self._closed = False
+        self._slots = None
+        self._origins.clear()
+
     def _idle(self, origin: _Origin) -> Connection | None:
         idle = origin.idle
         now = asyncio.get_running_loop().time()

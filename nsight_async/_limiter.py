@@ -66,6 +66,19 @@ class Governor:
         self.unread = 0  # calls off their slot whose answers are in and not yet read
 
     @property
+    def idle(self) -> bool:
+        """No call is waiting, in flight or unread."""
+        return not (self.in_flight or self.waiting or self.unread)
+
+    def rebind(self) -> None:
+        """Wait for slots in the running event loop from now on (only when :attr:`idle`).
+
+        The counts and the rate-limit schedule carry on: they are not the loop's.
+        """
+        assert self.idle, "rebind() with calls under way"
+        self._slots = asyncio.Semaphore(self.limits.max_at_once)
+
+    @property
     def interval(self) -> float:
         """Seconds between two calls right now (0 when there is no rate limit)."""
         return self._interval * self._penalty

@@ -10,6 +10,7 @@ The 200 body is handed over as a stream of byte chunks for the parser.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import time
@@ -17,7 +18,13 @@ from collections.abc import AsyncIterator, Mapping
 
 from ._backends import Backend, RawResponse
 from ._config import Server
-from ._errors import HtmlPageError, HttpStatusError, RateLimitedError, TransportError
+from ._errors import (
+    ConfigurationError,
+    HtmlPageError,
+    HttpStatusError,
+    RateLimitedError,
+    TransportError,
+)
 from ._limiter import Governor
 from ._redact import Secret
 from ._version import __version__
@@ -43,6 +50,31 @@ class Transport:
         self.governor = governor
         self._reads = reads
         self._writes = writes
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop calls are made in
+        self._closed = False
+
+    def check_loop(self) -> None:
+        """Bind to the running event loop at the first call, or raise ConfigurationError.
+
+        Connections, semaphores and waiting calls belong to the loop they were
+        made in, and each ``asyncio.run()`` starts a new loop (closing the old
+        one at its end). A client closed in its loop (``aclose``, ``async
+        with``) with nothing under way starts afresh in the next; one still
+        open there cannot be used from another (asyncio would raise "Event
+        loop is closed" from somewhere inside).
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is not None:
+            if not (self._closed and self.governor.idle):
+                raise _open_elsewhere()
+            self.governor.rebind()
+            self._reads.reopen()
+            if self._writes is not self._reads:
+                self._writes.reopen()
+            self._closed = False
+        self._loop = loop
 
     def display_url(self, service: str, params: Mapping[str, str]) -> str:
         """The request URL with the key masked, for logs and messages."""
@@ -50,7 +82,12 @@ class Transport:
         return f"{self.server.base_url}?apikey=***&service={service}{query}"
 
     async def aclose(self) -> None:
-        """Close both backends."""
+        """Close both backends, in the event loop they were used in (see `check_loop`)."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            if self._closed:
+                return  # closed in its own loop: nothing is left open
+            raise _open_elsewhere()
+        self._closed = True
         await self._reads.aclose()
         if self._writes is not self._reads:
             await self._writes.aclose()
@@ -72,6 +109,7 @@ class Transport:
             HtmlPageError: a firewall or proxy answered an HTML page.
             HttpStatusError: any other status but 200.
         """
+        self.check_loop()
         query = {"apikey": self._key.reveal(), "service": service, **params}
         backend = self._writes if write else self._reads
         await self.governor.acquire(lambda: self.display_url(service, params))
@@ -96,6 +134,14 @@ class Transport:
                 self.governor.read()
             else:
                 self.governor.release()
+
+
+def _open_elsewhere() -> ConfigurationError:
+    return ConfigurationError(
+        "this NsightClient is open in another event loop (each asyncio.run() starts a new "
+        "one): close it there first (`async with NsightClient(...) as client:` in the "
+        "coroutine you run), or create one client per event loop"
+    )
 
 
 async def _raise_for_status(response: RawResponse, service: str) -> None:
