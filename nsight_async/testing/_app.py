@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 
 from nsight_async.testing import _render
+from nsight_async.testing._bodycache import BodyCache
 from nsight_async.testing._config import SIMULATOR_API_KEY, RateLimitMode, SimulatorConfig
 from nsight_async.testing._describe import SERVICES, describe_document
 from nsight_async.testing._faults import (
@@ -43,7 +44,7 @@ from nsight_async.testing._faults import (
 from nsight_async.testing._fleet import SimulatedFleet
 from nsight_async.testing._history import SimPatch
 from nsight_async.testing._log import RequestLog, RequestLogEntry
-from nsight_async.testing._services import BodyCache, InvalidRequest, run_service
+from nsight_async.testing._services import InvalidRequest, run_service
 from nsight_async.testing._xml import chunked, created_stamp, escape, fail_document, open_result
 
 API_PATHS = frozenset({"/api", "/api/", "/api/default.php"})

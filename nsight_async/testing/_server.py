@@ -2,7 +2,8 @@
 
 ``async with SimulatorServer(sim) as server:`` binds an ephemeral port on
 127.0.0.1 and exposes ``server.url``. Bodies are written chunk by chunk as the
-simulator renders them (never held whole). Faults on a real socket:
+simulator renders them (or from the listings it keeps, `_bodycache`). Faults
+on a real socket:
 
 - ``reset`` / ``reset-after`` / ``refuse`` → the socket is closed with
   ``SO_LINGER`` 0 (a TCP RST) before anything is written (a listening port cannot

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from nsight_async.testing import _render as _render_mod
+from nsight_async.testing._bodycache import BodyCache
 from nsight_async.testing._fleet import DeviceKind
 from nsight_async.testing._xml import chunked
 
@@ -20,9 +21,6 @@ Headers = tuple[tuple[str, str], ...]
 XML_UTF8: Headers = (("Content-Type", "text/xml; charset=utf-8"),)
 XML_LATIN1: Headers = (("Content-Type", "text/xml; charset=ISO-8859-1"),)
 DEVICE_TYPES = ("server", "workstation", "mobile_device")
-#: What `BodyCache` keeps: this many bytes of bodies in all, none longer than the second.
-CACHE_BYTES = 64 << 20
-CACHE_BODY_MAX = 8 << 20
 
 
 class InvalidRequest(Exception):
@@ -65,63 +63,6 @@ def _render(
     return lambda head: _render_mod.list_mob_sessions(head, fleet.session_rows(device_id))
 
 
-class BodyCache:
-    """Rendered bodies of the reads that do not change (listings), without their head.
-
-    Only the head changes between calls (its ``created`` time), so a body is
-    rendered once, as it is first streamed, and later served from its chunks:
-    a fleet's device listings, rendered anew for every audit, cost the
-    simulator as much CPU as thousands of session answers, on the cores its
-    clients use. A body is kept only when it was streamed to its end (a
-    client that went away leaves nothing half-kept). Bounded: a body longer
-    than ``body_max`` bytes is never kept, and past ``budget`` bytes in all
-    the cache starts over.
-    """
-
-    def __init__(self, budget: int = CACHE_BYTES, body_max: int = CACHE_BODY_MAX) -> None:
-        self.budget = budget
-        self.body_max = body_max
-        self._bodies: dict[tuple[str, ...], tuple[bytes, ...]] = {}
-        self._bytes = 0
-
-    @property
-    def size(self) -> int:
-        """Bytes of bodies kept."""
-        return self._bytes
-
-    def serve(
-        self, key: tuple[str, ...], render: Callable[[str], Iterator[str]], head: str
-    ) -> Iterator[bytes]:
-        """The chunks of ``head`` + the body ``render`` gives (itself called with a head)."""
-        body = self._bodies.get(key)
-        if body is None:
-            return self._keeping(key, chunked(render("")), head)
-        return iter((head.encode() + body[0], *body[1:]))
-
-    def _keeping(self, key: tuple[str, ...], chunks: Iterator[bytes], head: str) -> Iterator[bytes]:
-        kept: list[bytes] | None = []
-        size = 0
-        first = True
-        for chunk in chunks:
-            if kept is not None:
-                size += len(chunk)
-                kept.append(chunk)
-                if size > self.body_max:
-                    kept = None
-            yield head.encode() + chunk if first else chunk
-            first = False
-        if first:  # no chunk at all: the head alone
-            kept = [b""]
-            yield head.encode()
-        if kept is None or key in self._bodies:
-            return
-        if self._bytes + size > self.budget:
-            self._bodies.clear()
-            self._bytes = 0
-        self._bodies[key] = tuple(kept)
-        self._bytes += size
-
-
 def run_service(
     sim: Simulator,
     service: str,
@@ -146,4 +87,5 @@ def run_service(
     if service == "list_mob_sessions":
         return 200, XML_UTF8, chunked(render(head))
     key = (service, *(params.get(n, "") for n in ("clientid", "siteid", "devicetype")))
+    cache.follow(fleet, fleet.now)  # what the listings are rendered from
     return 200, XML_UTF8, cache.serve(key, render, head)

@@ -1,7 +1,8 @@
 """Low-level XML writing: escaping, CDATA, envelopes and byte chunking.
 
 Documents are produced as iterables of ``str`` pieces and turned into byte
-chunks of about `CHUNK_SIZE` by `chunked`, so a body is never held whole.
+chunks of about `CHUNK_SIZE` by `chunked`, so a body is never rendered whole
+(a listing sent to its end is kept, up to a bound: `_bodycache`).
 """
 
 from __future__ import annotations

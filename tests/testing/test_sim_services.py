@@ -7,9 +7,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -22,8 +20,7 @@ from nsight_async.testing import (
     SimulatorTransport,
 )
 from nsight_async.testing._describe import SERVICES
-from nsight_async.testing._services import BodyCache
-from nsight_async.testing._xml import CHUNK_SIZE, created_stamp
+from nsight_async.testing._xml import created_stamp
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 INVALID = "Invalid value for parameter: "
@@ -330,64 +327,3 @@ async def test_created_follows_the_wall_clock_to_the_second() -> None:
             response = await _get(sim, service="list_clients")
             created = ET.fromstring(response.content).get("created")
             assert created == created_stamp(moment, offset)
-
-
-async def test_a_listing_is_rendered_once_and_served_again_with_a_new_head(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A long listing (many chunks) asked for again is served from its first rendering:
-    the same bytes a fresh rendering gives, under the head of the moment it is asked."""
-    from nsight_async.testing import _render
-
-    renders: list[int] = []
-    real = _render.list_devices_at_client
-
-    def counted(*args: Any) -> Iterator[str]:
-        renders.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(_render, "list_devices_at_client", counted)
-    now = [WALL]
-    fleet = SimulatedFleet(seed=3, clients=1, devices=400, now=NOW)
-    sim = Simulator(fleet, wall_clock=lambda: now[0])
-    params = {"service": "list_devices_at_client", "devicetype": "workstation"}
-    params["clientid"] = str(fleet.clients[0].client_id)
-    first = (await _get(sim, **params)).content
-    assert len(first) > 2 * CHUNK_SIZE  # streamed in several chunks
-    now[0] = WALL + timedelta(seconds=5)
-    again = (await _get(sim, **params)).content
-    assert len(renders) == 1
-    fresh = Simulator(
-        SimulatedFleet(seed=3, clients=1, devices=400, now=NOW), wall_clock=lambda: now[0]
-    )
-    assert again == (await _get(fresh, **params)).content
-    assert again != first  # only the head's created time differs
-    assert again[again.index(b"<items>") :] == first[first.index(b"<items>") :]
-
-
-def _body(pieces: int) -> Callable[[str], Iterator[str]]:
-    return lambda head: iter([head, *(f"<p>{i:05d}</p>" * 2000 for i in range(pieces))])
-
-
-def test_body_cache_keeps_only_bodies_streamed_to_their_end() -> None:
-    cache = BodyCache()
-    chunks = cache.serve(("a",), _body(3), "H")
-    assert next(chunks).startswith(b"H<p>")
-    chunks.close()  # the client went away mid-body
-    assert cache.size == 0
-    whole = b"".join(cache.serve(("a",), _body(3), "H"))
-    assert cache.size == len(whole) - 1
-    assert b"".join(cache.serve(("a",), _body(0), "G")) == b"G" + whole[1:]  # from the cache
-
-
-def test_body_cache_is_bounded() -> None:
-    one = len("".join(_body(2)("")))
-    cache = BodyCache(budget=2 * one, body_max=one)
-    b"".join(cache.serve(("long",), _body(3), ""))
-    assert cache.size == 0  # longer than body_max: never kept
-    for key in ("a", "b"):
-        b"".join(cache.serve((key,), _body(2), ""))
-    assert cache.size == 2 * one
-    b"".join(cache.serve(("c",), _body(2), ""))
-    assert cache.size == one  # past the budget: started over
-    assert b"".join(cache.serve(("a",), _body(1), "")) == "".join(_body(1)("")).encode()  # anew
