@@ -66,8 +66,12 @@ class Backend(Protocol):
         """Close what the backend owns."""
         ...
 
-    def reopen(self) -> None:
-        """Make a closed backend usable again, in the running event loop (none in flight)."""
+    def holds_connections(self) -> bool:
+        """Whether connections it opened are still open (they belong to their event loop)."""
+        ...
+
+    def rebind(self) -> None:
+        """Go on in the running event loop (only when it holds no connections)."""
         ...
 
 
@@ -184,5 +188,8 @@ class HttpxBackend:
         if self._owned:
             await self._client.aclose()
 
-    def reopen(self) -> None:
-        pass  # an http_client passed in follows its owner's rules (httpx's pool is per loop)
+    def holds_connections(self) -> bool:
+        return False  # an http_client passed in follows its owner's rules
+
+    def rebind(self) -> None:
+        pass

@@ -73,8 +73,9 @@ class NsightClient:
                 ...
 
     Its connections belong to the event loop its calls are made in. Closed
-    there (``async with``, :meth:`aclose`), it can be used again in another
-    loop (a later ``asyncio.run()``); still open, it raises
+    there (``async with``, :meth:`aclose`), or sending through an
+    ``http_client`` of yours, it can be used again in another loop (a later
+    ``asyncio.run()``); with connections still open, it raises
     :class:`ConfigurationError` there.
 
     Args:

@@ -202,8 +202,13 @@ class H1Backend:
                 response._release()
             raise
 
-    def reopen(self) -> None:
-        """After :meth:`aclose`: a new pool, and a new semaphore for the running loop."""
+    def holds_connections(self) -> bool:
+        return any(not conn.closed for conn in self._open)
+
+    def rebind(self) -> None:
+        """No connection open (closed, or none made): a new pool in the running loop."""
+        assert not self.holds_connections(), "rebind() with connections open"
+        self._open.clear()
         self._closed = False
         self._slots = None
         self._origins.clear()

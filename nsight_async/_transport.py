@@ -51,29 +51,32 @@ class Transport:
         self._reads = reads
         self._writes = writes
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop calls are made in
-        self._closed = False
 
     def check_loop(self) -> None:
-        """Bind to the running event loop at the first call, or raise ConfigurationError.
+        """Bind to the running event loop, or raise ConfigurationError.
 
         Connections, semaphores and waiting calls belong to the loop they were
         made in, and each ``asyncio.run()`` starts a new loop (closing the old
-        one at its end). A client closed in its loop (``aclose``, ``async
-        with``) with nothing under way starts afresh in the next; one still
-        open there cannot be used from another (asyncio would raise "Event
+        one at its end). A client with nothing under way and no connection
+        open (closed in its loop by ``aclose`` or ``async with``, or sending
+        through an ``http_client`` of the caller's) goes on in the new loop;
+        otherwise it cannot be used from another (asyncio would raise "Event
         loop is closed" from somewhere inside).
         """
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
         if self._loop is not None:
-            if not (self._closed and self.governor.idle):
-                raise _open_elsewhere()
+            backends = {self._reads, self._writes}
+            if not self.governor.idle or any(b.holds_connections() for b in backends):
+                raise ConfigurationError(
+                    "this NsightClient is open in another event loop (each asyncio.run() "
+                    "starts a new one): close it there first (`async with NsightClient(...) "
+                    "as client:` in the coroutine you run), or create one client per event loop"
+                )
             self.governor.rebind()
-            self._reads.reopen()
-            if self._writes is not self._reads:
-                self._writes.reopen()
-            self._closed = False
+            for backend in backends:
+                backend.rebind()
         self._loop = loop
 
     def display_url(self, service: str, params: Mapping[str, str]) -> str:
@@ -83,11 +86,7 @@ class Transport:
 
     async def aclose(self) -> None:
         """Close both backends, in the event loop they were used in (see `check_loop`)."""
-        if self._loop is not None and self._loop is not asyncio.get_running_loop():
-            if self._closed:
-                return  # closed in its own loop: nothing is left open
-            raise _open_elsewhere()
-        self._closed = True
+        self.check_loop()
         await self._reads.aclose()
         if self._writes is not self._reads:
             await self._writes.aclose()
@@ -134,14 +133,6 @@ class Transport:
                 self.governor.read()
             else:
                 self.governor.release()
-
-
-def _open_elsewhere() -> ConfigurationError:
-    return ConfigurationError(
-        "this NsightClient is open in another event loop (each asyncio.run() starts a new "
-        "one): close it there first (`async with NsightClient(...) as client:` in the "
-        "coroutine you run), or create one client per event loop"
-    )
 
 
 async def _raise_for_status(response: RawResponse, service: str) -> None:
