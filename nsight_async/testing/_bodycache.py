@@ -72,14 +72,11 @@ class BodyCache:
         if kept is not None and kept[0] == len(head):
             chunks = kept[1]
             return iter((head.encode() + chunks[0], *chunks[1:]))
-        fresh = chunked(render(head))
-        if kept is not None or key in self._gathering:
-            return fresh
-        return self._gather(key, fresh, head)
+        return self._gather(key, chunked(render(head)), head)
 
     def _gather(self, key: Key, chunks: Iterator[bytes], head: str) -> Iterator[bytes]:
-        """Yield ``chunks``, keeping them if this answer is the first to reach them."""
-        if key in self._gathering or key in self._bodies:  # another answer was first
+        """Yield ``chunks``, keeping them if no other answer keeps or gathers this body."""
+        if key in self._gathering or key in self._bodies:
             yield from chunks
             return
         prefix = head.encode()
@@ -90,25 +87,24 @@ class BodyCache:
         try:
             for chunk in chunks:
                 if kept is not None:
-                    part = chunk if kept else chunk[len(prefix) :]
-                    fits = size + len(part) <= self.body_max
-                    if fits and self._gathered + len(part) <= self.budget:
-                        if kept or chunk.startswith(prefix):
-                            kept.append(part)
-                            size += len(part)
-                            self._gathered += len(part)
-                        else:
-                            kept = None
-                    else:
+                    part = chunk if kept else chunk[len(prefix) :]  # the first: without the head
+                    if (
+                        (kept or chunk.startswith(prefix))
+                        and size + len(part) <= self.body_max
+                        and self._gathered + len(part) <= self.budget
+                    ):
+                        kept.append(part)
+                        size += len(part)
+                        self._gathered += len(part)
+                    else:  # longer than body_max, or the gathered budget is spent
                         kept = None
-                    if kept is None:
                         self._gathered -= size
                         size = 0
                 yield chunk
         finally:
             self._gathering.discard(key)
             self._gathered -= size
-        if kept is None or generation != self._generation or key in self._bodies:
+        if kept is None or generation != self._generation:  # too long, or the fleet changed
             return
         if self._bytes + size > self.budget:
             self._bodies.clear()
