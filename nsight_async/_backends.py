@@ -71,7 +71,7 @@ class Backend(Protocol):
         ...
 
     def rebind(self) -> None:
-        """Go on in the running event loop (only when it holds no connections)."""
+        """Go on in the running event loop (its previous loop is closed, or holds nothing)."""
         ...
 
 

@@ -72,11 +72,14 @@ class NsightClient:
             async for session in client.list_mob_sessions(device_id):
                 ...
 
-    Its connections belong to the event loop its calls are made in. Closed
-    there (``async with``, :meth:`aclose`), or sending through an
-    ``http_client`` of yours, it can be used again in another loop (a later
-    ``asyncio.run()``); with connections still open, it raises
-    :class:`ConfigurationError` there.
+    Its connections belong to the event loop its calls are made in. It goes
+    on in another loop (a later ``asyncio.run()``) once nothing of the old one
+    is under way: closed there (``async with``, :meth:`aclose`), or left open
+    in a loop that has ended (those connections are dropped; asyncio warns
+    they were left open). Used from a loop running in another thread, or
+    with connections open in a loop that has not ended, it raises
+    :class:`ConfigurationError`. An ``http_client`` you pass keeps its own
+    connections by its own rules (httpx's belong to the loop that opened them).
 
     Args:
         server: a region name (``"uk"``, ``"us"``, ``"americas"``, ``"europe"``, …)

@@ -206,8 +206,12 @@ class H1Backend:
         return any(not conn.closed for conn in self._open)
 
     def rebind(self) -> None:
-        """No connection open (closed, or none made): a new pool in the running loop."""
-        assert not self.holds_connections(), "rebind() with connections open"
+        """A new pool in the running loop; connections still open belong to a closed one.
+
+        Those can neither be used nor closed without their loop: they are
+        dropped, and asyncio closes their sockets when it collects them (with
+        a ResourceWarning saying they were left open).
+        """
         self._open.clear()
         self._closed = False
         self._slots = None

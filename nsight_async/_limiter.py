@@ -61,7 +61,7 @@ class Governor:
         self._next = float("-inf")
         self._penalty = 1.0
         self.calls_started = 0
-        self.in_flight = 0
+        self.in_flight = 0  # calls holding a slot (waiting for their rate turn, or sent)
         self.waiting = 0  # calls waiting for an in-flight slot (woken ones until they run)
         self.unread = 0  # calls off their slot whose answers are in and not yet read
 
@@ -90,6 +90,7 @@ class Governor:
             await self._slots.acquire()
         finally:
             self.waiting -= 1
+        self.in_flight += 1
         try:
             now = self._clock()
             slot = max(now, self._next)
@@ -101,10 +102,9 @@ class Governor:
                     logger.debug("rate limit: waiting %.2f s for the turn of %s", wait, name)
                 await self._sleep(wait)
         except BaseException:
-            self._slots.release()
+            self.release()
             raise
         self.calls_started += 1
-        self.in_flight += 1
 
     def release(self) -> None:
         """Give back the in-flight slot taken by :meth:`acquire`."""

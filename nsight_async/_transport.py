@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 
@@ -51,33 +52,49 @@ class Transport:
         self._reads = reads
         self._writes = writes
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop calls are made in
+        self._binding = threading.Lock()
 
     def check_loop(self) -> None:
         """Bind to the running event loop, or raise ConfigurationError.
 
         Connections, semaphores and waiting calls belong to the loop they were
         made in, and each ``asyncio.run()`` starts a new loop (closing the old
-        one at its end). A client with nothing under way and no connection
-        open (closed in its loop by ``aclose`` or ``async with``, or sending
-        through an ``http_client`` of the caller's) goes on in the new loop;
-        otherwise it cannot be used from another (asyncio would raise "Event
-        loop is closed" from somewhere inside).
+        one at its end). The client goes on in a new loop when nothing of the
+        old one is under way and its connections can no longer be in use:
+        closed (``aclose``, ``async with``), or left open in a loop that has
+        ended (they are dropped). A loop running in another thread keeps the
+        client to itself.
         """
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
-        if self._loop is not None:
-            backends = {self._reads, self._writes}
-            if not self.governor.idle or any(b.holds_connections() for b in backends):
-                raise ConfigurationError(
-                    "this NsightClient is open in another event loop (each asyncio.run() "
-                    "starts a new one): close it there first (`async with NsightClient(...) "
-                    "as client:` in the coroutine you run), or create one client per event loop"
-                )
-            self.governor.rebind()
-            for backend in backends:
-                backend.rebind()
-        self._loop = loop
+        with self._binding:  # two threads' loops must not both take the client
+            old = self._loop
+            if old is not None and old is not loop:
+                self._leave(old)
+            self._loop = loop
+
+    def _leave(self, old: asyncio.AbstractEventLoop) -> None:
+        if old.is_running():
+            raise ConfigurationError(
+                "this NsightClient is in use by an event loop running in another thread: "
+                "use one client per event loop"
+            )
+        if not self.governor.idle:
+            raise ConfigurationError(
+                "calls this NsightClient made in its previous event loop never ended (an "
+                "async iterator of it left open when that loop stopped?): create a new client"
+            )
+        backends = {self._reads, self._writes}
+        if not old.is_closed() and any(b.holds_connections() for b in backends):
+            raise ConfigurationError(
+                "this NsightClient has connections open in another event loop: close it "
+                "there first (`async with NsightClient(...) as client:` in the coroutine you "
+                "run), or create one client per event loop"
+            )
+        self.governor.rebind()
+        for backend in backends:
+            backend.rebind()
 
     def display_url(self, service: str, params: Mapping[str, str]) -> str:
         """The request URL with the key masked, for logs and messages."""

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import email.utils
-import gc
-import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 import respx
 
 from nsight_async import (
-    ConfigurationError,
     HtmlPageError,
     HttpStatusError,
     NsightClient,
@@ -28,7 +22,6 @@ from nsight_async.testing import (
     Fault,
     Simulator,
     SimulatorConfig,
-    SimulatorServer,
 )
 from nsight_async.testing import SimulatorTransport as SimTransport
 
@@ -170,81 +163,3 @@ async def test_calls_started_counts_every_request() -> None:
             pass
         assert client.calls_started == 3
         assert client.governor.in_flight == 0
-
-
-@contextlib.contextmanager
-def _server_in_a_thread(sim: Simulator) -> Iterator[str]:
-    """Serve ``sim`` on 127.0.0.1 from its own thread and event loop; yield its URL."""
-    started = threading.Event()
-    running: list[tuple[str, asyncio.AbstractEventLoop, asyncio.Event]] = []
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        async with SimulatorServer(sim) as server:
-            running.append((server.url, asyncio.get_running_loop(), stop))
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),))
-    thread.start()
-    try:
-        assert started.wait(10)
-        yield running[0][0]
-    finally:
-        if running:
-            _, loop, stop = running[0]
-            loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-
-
-async def _gathered_names(client: NsightClient, times: int) -> list[list[str]]:
-    async def names() -> list[str]:
-        return [c.name async for c in client.list_clients()]
-
-    return list(await asyncio.gather(*(names() for _ in range(times))))
-
-
-def test_a_client_open_in_another_event_loop_says_so() -> None:
-    """Each asyncio.run() starts a new loop; the open client's connections belong to the first."""
-    sim = Simulator()
-    with _server_in_a_thread(sim) as url:
-        client = NsightClient(url, SIMULATOR_API_KEY, max_at_once=2)
-        assert asyncio.run(_gathered_names(client, 4))  # left open: its connections stay
-        with pytest.raises(ConfigurationError, match="open in another event loop"):
-            asyncio.run(_gathered_names(client, 1))
-        with pytest.raises(ConfigurationError, match="open in another event loop"):
-            asyncio.run(client.aclose())
-        assert sim.log.count("list_clients") == 4  # nothing was sent from the second loop
-        del client  # asyncio says what was left open in the closed loop
-        with pytest.warns(ResourceWarning) as left_open:
-            gc.collect()
-        assert any("unclosed transport" in str(w.message) for w in left_open)
-
-
-def test_a_client_closed_in_its_event_loop_starts_afresh_in_the_next() -> None:
-    """Closed at the end of each asyncio.run(), one client serves several, contended or not."""
-    sim = Simulator()
-    with _server_in_a_thread(sim) as url:
-        client = NsightClient(url, SIMULATOR_API_KEY, max_at_once=2)
-
-        async def run_and_close(times: int) -> list[list[str]]:
-            async with client:
-                return await _gathered_names(client, times)
-
-        first = asyncio.run(run_and_close(5))  # 5 calls at 2 at once: they wait for slots
-        assert asyncio.run(run_and_close(5)) == first
-        asyncio.run(client.aclose())  # closed already: nothing to do, in any loop
-        assert client.calls_started == 10
-    assert sim.log.count("list_clients") == 10
-
-
-def test_a_client_created_outside_any_loop_works_in_the_loop_that_uses_it() -> None:
-    sim = Simulator()
-    with _server_in_a_thread(sim) as url:
-        client = NsightClient(url, SIMULATOR_API_KEY)
-
-        async def names() -> list[str]:
-            async with client:
-                return [c.name async for c in client.list_clients()]
-
-        assert asyncio.run(names())
