@@ -33,6 +33,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# bench_latency's figures, not imported: this module runs in each revision's child process,
+# which must import that revision's nsight_async first (bench_latency imports ours).
 LATENCY = 0.05
 IN_FLIGHT = 100
 DEVICES = 10_000

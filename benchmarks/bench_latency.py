@@ -121,6 +121,10 @@ def _measured(run: Run, server: psutil.Process) -> dict[str, Any]:
 
 #: Audits per fleet, each against its own simulator: one run varies by about ±0.04.
 AUDIT_RUNS = 3
+#: The latency-bound audit of #5: server latency (s), calls in flight, devices.
+LATENCY = 0.05
+IN_FLIGHT = 100
+DEVICES = 10_000
 
 
 def _latency_run(
@@ -227,10 +231,10 @@ def bench_latency(quick: bool) -> dict[str, Any]:
     few big clients, which separates the cost of listing clients one by one
     from the efficiency of the per-device pipeline.
     """
-    devices = 1000 if quick else 10_000
+    devices = 1000 if quick else DEVICES
     many = 10 if quick else 40
     runs = 1 if quick else AUDIT_RUNS
     return {
-        "many_clients": _latency_run(many, devices, 0.05, 100, runs),
-        "few_clients": _latency_run(2, devices, 0.05, 100, runs),
+        "many_clients": _latency_run(many, devices, LATENCY, IN_FLIGHT, runs),
+        "few_clients": _latency_run(2, devices, LATENCY, IN_FLIGHT, runs),
     }

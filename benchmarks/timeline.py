@@ -36,10 +36,7 @@ from nsight_async import NsightClient, backup_audit
 from nsight_async.testing import SIMULATOR_API_KEY
 
 from ._simproc import simulator_process
-
-LATENCY = 0.05
-IN_FLIGHT = 100
-DEVICES = 10_000
+from .bench_latency import DEVICES, IN_FLIGHT, LATENCY
 
 
 async def _watched_audit(url: str) -> dict[str, Any]:

@@ -98,12 +98,7 @@ class _H1Response:
         """The whole response is in: keep it here, give the connection back a loop turn later."""
         conn = self._conn
         conn.owner = None
-        self.status, self.headers, self._body = conn.status, conn.headers, conn.body
-        conn.body = collections.deque()
-        conn.buffered = 0
-        if conn.paused and conn.transport is not None:
-            conn.paused = False
-            conn.transport.resume_reading()
+        self.status, self.headers, self._body = conn.status, conn.headers, conn.take_all()
         asyncio.get_running_loop().call_soon(self._release)
 
     def _release(self) -> None:

@@ -164,12 +164,23 @@ class Connection(asyncio.Protocol):
                 self.waiter = None
 
     def take(self) -> bytes:
+        """The next body chunk; reading resumes once half the pause threshold is taken."""
         chunk = self.body.popleft()
         self.buffered -= len(chunk)
-        if self.paused and self.buffered < PAUSE_AT // 2 and self.transport is not None:
+        if self.buffered < PAUSE_AT // 2:
+            self._resume()
+        return chunk
+
+    def take_all(self) -> collections.deque[bytes]:
+        """The whole body that arrived, for the response to keep; reading resumes."""
+        body, self.body, self.buffered = self.body, collections.deque(), 0
+        self._resume()
+        return body
+
+    def _resume(self) -> None:
+        if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
-        return chunk
 
 
 def _broken(service: str, exc: BaseException) -> TransportError:

@@ -7,13 +7,14 @@ sees more than it allows, even with network jitter at the window's edge.
 Slots are reserved in arrival order before sleeping, which keeps callers
 first-come first-served without a lock.
 
-A call is in flight from its turn until its whole answer has arrived (the
-default backend says when) or it is closed; reading its records does not
-hold a slot, unless ``max_at_once`` answers already wait to be read, which
-keeps the bodies held in memory bounded however many callers wait
-(:meth:`Governor.arrived`). ``waiting`` counts the calls held back by
-``max_at_once``; the client parses answers a piece per loop turn while there
-are any, so the loop sends them between two answers (``_turns``).
+A call is in flight from taking its slot (before its rate-limit turn) until
+its whole answer has arrived (the default backend says when) or it is
+closed; reading its records does not hold a slot, unless ``max_at_once``
+answers already wait to be read, which keeps the bodies held in memory
+bounded however many callers wait (:meth:`Governor.arrived`). ``waiting``
+counts the calls held back by ``max_at_once``; the client parses answers a
+piece per loop turn while there are any, so the loop sends them between two
+answers (``_turns``).
 
 When the server says it is over its limit (a 429, a firewall page), the
 governor pauses every caller until ``Retry-After`` has passed and stretches
